@@ -1,0 +1,993 @@
+//! SPF records (RFC 7208 §4.6, §5, §6, §7, §12): parse every term, report every problem,
+//! format back to text.
+
+use crate::diag::{Diagnostic, Parsed, Severity, code};
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpfRecord {
+    pub terms: Vec<Term>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    Directive(Directive),
+    Modifier(Modifier),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    /// `None` when the record wrote no qualifier (which means `+`).
+    pub qualifier: Option<Qualifier>,
+    pub mechanism: Mechanism,
+}
+
+impl Directive {
+    pub fn effective_qualifier(&self) -> Qualifier {
+        self.qualifier.unwrap_or(Qualifier::Pass)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Qualifier {
+    Pass,
+    Fail,
+    SoftFail,
+    Neutral,
+}
+
+impl Qualifier {
+    pub fn symbol(self) -> char {
+        match self {
+            Qualifier::Pass => '+',
+            Qualifier::Fail => '-',
+            Qualifier::SoftFail => '~',
+            Qualifier::Neutral => '?',
+        }
+    }
+
+    fn from_symbol(c: u8) -> Option<Self> {
+        match c {
+            b'+' => Some(Qualifier::Pass),
+            b'-' => Some(Qualifier::Fail),
+            b'~' => Some(Qualifier::SoftFail),
+            b'?' => Some(Qualifier::Neutral),
+            _ => None,
+        }
+    }
+
+    /// The SPF result a match with this qualifier gives.
+    pub fn result_name(self) -> &'static str {
+        match self {
+            Qualifier::Pass => "pass",
+            Qualifier::Fail => "fail",
+            Qualifier::SoftFail => "softfail",
+            Qualifier::Neutral => "neutral",
+        }
+    }
+}
+
+/// CIDR prefix lengths on `a` and `mx`: `/24`, `//64`, `/24//64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DualCidr {
+    pub v4: Option<u8>,
+    pub v6: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mechanism {
+    All,
+    Include(MacroString),
+    A { domain: Option<MacroString>, cidr: DualCidr },
+    Mx { domain: Option<MacroString>, cidr: DualCidr },
+    Ptr(Option<MacroString>),
+    Ip4 { addr: Ipv4Addr, prefix: Option<u8> },
+    Ip6 { addr: Ipv6Addr, prefix: Option<u8> },
+    Exists(MacroString),
+}
+
+impl Mechanism {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mechanism::All => "all",
+            Mechanism::Include(_) => "include",
+            Mechanism::A { .. } => "a",
+            Mechanism::Mx { .. } => "mx",
+            Mechanism::Ptr(_) => "ptr",
+            Mechanism::Ip4 { .. } => "ip4",
+            Mechanism::Ip6 { .. } => "ip6",
+            Mechanism::Exists(_) => "exists",
+        }
+    }
+
+    /// Whether evaluating this mechanism costs one of the ten DNS-querying terms.
+    pub fn counts_as_lookup(&self) -> bool {
+        matches!(
+            self,
+            Mechanism::Include(_)
+                | Mechanism::A { .. }
+                | Mechanism::Mx { .. }
+                | Mechanism::Ptr(_)
+                | Mechanism::Exists(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modifier {
+    Redirect(MacroString),
+    Exp(MacroString),
+    Unknown { name: String, value: MacroString },
+}
+
+/// A macro-string (RFC 7208 §7.1): literal text with `%{...}` macros and escapes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MacroString(pub Vec<MacroPart>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MacroPart {
+    Literal(String),
+    Macro(Macro),
+    /// `%%`
+    Percent,
+    /// `%_`
+    Space,
+    /// `%-`
+    UrlSpace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Macro {
+    pub letter: MacroLetter,
+    /// Upper-case letter: URL-escape the expansion.
+    pub url_escape: bool,
+    pub digits: Option<u32>,
+    pub reverse: bool,
+    pub delimiters: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MacroLetter {
+    /// `s`: the sender (`local@domain`).
+    Sender,
+    /// `l`: the local part of the sender.
+    LocalPart,
+    /// `o`: the domain of the sender.
+    SenderDomain,
+    /// `d`: the current domain.
+    Domain,
+    /// `i`: the client IP.
+    Ip,
+    /// `p`: the validated domain name of the client IP.
+    ValidatedName,
+    /// `v`: `in-addr` or `ip6`.
+    IpVersion,
+    /// `h`: the HELO/EHLO name.
+    Helo,
+    /// `c`: the client IP in readable form (exp only).
+    ClientIp,
+    /// `r`: the receiving host's name (exp only).
+    Receiver,
+    /// `t`: the current timestamp (exp only).
+    Timestamp,
+}
+
+impl MacroLetter {
+    fn from_char(c: char) -> Option<Self> {
+        Some(match c.to_ascii_lowercase() {
+            's' => MacroLetter::Sender,
+            'l' => MacroLetter::LocalPart,
+            'o' => MacroLetter::SenderDomain,
+            'd' => MacroLetter::Domain,
+            'i' => MacroLetter::Ip,
+            'p' => MacroLetter::ValidatedName,
+            'v' => MacroLetter::IpVersion,
+            'h' => MacroLetter::Helo,
+            'c' => MacroLetter::ClientIp,
+            'r' => MacroLetter::Receiver,
+            't' => MacroLetter::Timestamp,
+            _ => return None,
+        })
+    }
+
+    pub fn as_char(self) -> char {
+        match self {
+            MacroLetter::Sender => 's',
+            MacroLetter::LocalPart => 'l',
+            MacroLetter::SenderDomain => 'o',
+            MacroLetter::Domain => 'd',
+            MacroLetter::Ip => 'i',
+            MacroLetter::ValidatedName => 'p',
+            MacroLetter::IpVersion => 'v',
+            MacroLetter::Helo => 'h',
+            MacroLetter::ClientIp => 'c',
+            MacroLetter::Receiver => 'r',
+            MacroLetter::Timestamp => 't',
+        }
+    }
+
+    pub fn exp_only(self) -> bool {
+        matches!(self, MacroLetter::ClientIp | MacroLetter::Receiver | MacroLetter::Timestamp)
+    }
+}
+
+impl MacroString {
+    pub fn literal(text: &str) -> Self {
+        MacroString(vec![MacroPart::Literal(text.to_string())])
+    }
+
+    pub fn has_macros(&self) -> bool {
+        self.0.iter().any(|p| !matches!(p, MacroPart::Literal(_)))
+    }
+
+    /// The text when it holds no macro at all.
+    pub fn as_literal(&self) -> Option<String> {
+        if self.has_macros() {
+            return None;
+        }
+        Some(self.0.iter().map(|p| if let MacroPart::Literal(s) = p { s.as_str() } else { "" }).collect())
+    }
+
+    /// Parses a macro-string. `exp` allows the `c`, `r` and `t` letters.
+    pub fn parse(text: &str, exp: bool) -> Result<Self, MacroError> {
+        let mut parts: Vec<MacroPart> = Vec::new();
+        let mut literal = String::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == b'%' {
+                let Some(&next) = bytes.get(i + 1) else {
+                    return Err(MacroError {
+                        at: i,
+                        message: "a `%` at the end: write `%%` for a literal percent sign".into(),
+                    });
+                };
+                let part = match next {
+                    b'%' => {
+                        i += 2;
+                        MacroPart::Percent
+                    }
+                    b'_' => {
+                        i += 2;
+                        MacroPart::Space
+                    }
+                    b'-' => {
+                        i += 2;
+                        MacroPart::UrlSpace
+                    }
+                    b'{' => {
+                        let (m, end) = parse_macro_expand(text, i, exp)?;
+                        i = end;
+                        MacroPart::Macro(m)
+                    }
+                    _ => {
+                        return Err(MacroError {
+                            at: i,
+                            message:
+                                "`%` must be followed by `{`, `%`, `_` or `-` (write `%%` for a literal percent sign)"
+                                    .into(),
+                        });
+                    }
+                };
+                if !literal.is_empty() {
+                    parts.push(MacroPart::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(part);
+            } else if (0x21..=0x7e).contains(&b) {
+                literal.push(b as char);
+                i += 1;
+            } else {
+                let ch = text[i..].chars().next().unwrap_or('?');
+                return Err(MacroError {
+                    at: i,
+                    message: format!("the character {ch:?} is not allowed here (only visible ASCII)"),
+                });
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(MacroPart::Literal(literal));
+        }
+        Ok(MacroString(parts))
+    }
+
+    /// Parses a domain-spec: a macro-string ending in a macro or in `.toplabel[.]`.
+    pub fn parse_domain_spec(text: &str, exp: bool) -> Result<Self, MacroError> {
+        if text.is_empty() {
+            return Err(MacroError { at: 0, message: "the domain is empty".into() });
+        }
+        let ms = Self::parse(text, exp)?;
+        match ms.0.last() {
+            Some(MacroPart::Macro(_)) => Ok(ms),
+            Some(MacroPart::Literal(s)) => {
+                let s = s.strip_suffix('.').unwrap_or(s);
+                let top = match s.rfind('.') {
+                    Some(dot) => &s[dot + 1..],
+                    None => {
+                        return Err(MacroError {
+                            at: 0,
+                            message: format!(
+                                "`{text}` has no `.` before its last label: a domain-spec must end in `.toplabel` or a macro"
+                            ),
+                        });
+                    }
+                };
+                if is_toplabel(top) {
+                    Ok(ms)
+                } else {
+                    Err(MacroError {
+                        at: 0,
+                        message: format!(
+                            "`{text}` does not end in a valid top-level label (`{top}`): letters, digits and inner hyphens, not all digits"
+                        ),
+                    })
+                }
+            }
+            _ => Err(MacroError { at: 0, message: format!("`{text}` must end in a domain name or a macro") }),
+        }
+    }
+}
+
+fn is_toplabel(s: &str) -> bool {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return false;
+    }
+    let bytes = s.as_bytes();
+    if s.contains('-') {
+        bytes[0].is_ascii_alphanumeric() && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+    } else {
+        bytes.iter().any(|b| b.is_ascii_alphabetic())
+    }
+}
+
+fn parse_macro_expand(text: &str, start: usize, exp: bool) -> Result<(Macro, usize), MacroError> {
+    let bytes = text.as_bytes();
+    let mut i = start + 2;
+    let err = |at: usize, message: String| MacroError { at, message };
+    let Some(&lb) = bytes.get(i) else {
+        return Err(err(start, "unterminated macro `%{`".into()));
+    };
+    let letter_char = lb as char;
+    let Some(letter) = MacroLetter::from_char(letter_char) else {
+        return Err(err(i, format!("`{letter_char}` is not a macro letter (s l o d i p h v, and c r t in exp=)")));
+    };
+    if letter.exp_only() && !exp {
+        return Err(err(i, format!("the macro letter `{letter_char}` may only be used in `exp=`")));
+    }
+    i += 1;
+    let digits_start = i;
+    while i < bytes.len() && bytes[i].is_ascii_digit() {
+        i += 1;
+    }
+    let digits = if i > digits_start {
+        let n = text[digits_start..i]
+            .bytes()
+            .fold(0u32, |acc, d| acc.saturating_mul(10).saturating_add(u32::from(d - b'0')));
+        if n == 0 {
+            return Err(err(digits_start, "a macro's digit transformer must be at least 1".into()));
+        }
+        Some(n)
+    } else {
+        None
+    };
+    let mut reverse = false;
+    if i < bytes.len() && (bytes[i] == b'r' || bytes[i] == b'R') {
+        reverse = true;
+        i += 1;
+    }
+    let delim_start = i;
+    while i < bytes.len() && b".-+,/_=".contains(&bytes[i]) {
+        i += 1;
+    }
+    let delimiters = text[delim_start..i].to_string();
+    if bytes.get(i) != Some(&b'}') {
+        return Err(err(
+            i,
+            "malformed macro: expected `}` after letter, digits, `r` and delimiters (. - + , / _ =)".into(),
+        ));
+    }
+    Ok((Macro { letter, url_escape: letter_char.is_ascii_uppercase(), digits, reverse, delimiters }, i + 1))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacroError {
+    /// Byte offset within the macro-string.
+    pub at: usize,
+    pub message: String,
+}
+
+impl fmt::Display for MacroString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for part in &self.0 {
+            match part {
+                MacroPart::Literal(s) => f.write_str(s)?,
+                MacroPart::Percent => f.write_str("%%")?,
+                MacroPart::Space => f.write_str("%_")?,
+                MacroPart::UrlSpace => f.write_str("%-")?,
+                MacroPart::Macro(m) => {
+                    let letter =
+                        if m.url_escape { m.letter.as_char().to_ascii_uppercase() } else { m.letter.as_char() };
+                    write!(f, "%{{{letter}")?;
+                    if let Some(d) = m.digits {
+                        write!(f, "{d}")?;
+                    }
+                    if m.reverse {
+                        f.write_str("r")?;
+                    }
+                    write!(f, "{}}}", m.delimiters)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for DualCidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(v4) = self.v4 {
+            write!(f, "/{v4}")?;
+        }
+        if let Some(v6) = self.v6 {
+            write!(f, "//{v6}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mechanism::All => f.write_str("all"),
+            Mechanism::Include(d) => write!(f, "include:{d}"),
+            Mechanism::A { domain, cidr } | Mechanism::Mx { domain, cidr } => {
+                f.write_str(self.name())?;
+                if let Some(d) = domain {
+                    write!(f, ":{d}")?;
+                }
+                write!(f, "{cidr}")
+            }
+            Mechanism::Ptr(d) => match d {
+                Some(d) => write!(f, "ptr:{d}"),
+                None => f.write_str("ptr"),
+            },
+            Mechanism::Ip4 { addr, prefix } => {
+                write!(f, "ip4:{addr}")?;
+                if let Some(p) = prefix {
+                    write!(f, "/{p}")?;
+                }
+                Ok(())
+            }
+            Mechanism::Ip6 { addr, prefix } => {
+                write!(f, "ip6:{addr}")?;
+                if let Some(p) = prefix {
+                    write!(f, "/{p}")?;
+                }
+                Ok(())
+            }
+            Mechanism::Exists(d) => write!(f, "exists:{d}"),
+        }
+    }
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Term::Directive(d) => {
+                if let Some(q) = d.qualifier {
+                    write!(f, "{}", q.symbol())?;
+                }
+                write!(f, "{}", d.mechanism)
+            }
+            Term::Modifier(Modifier::Redirect(d)) => write!(f, "redirect={d}"),
+            Term::Modifier(Modifier::Exp(d)) => write!(f, "exp={d}"),
+            Term::Modifier(Modifier::Unknown { name, value }) => write!(f, "{name}={value}"),
+        }
+    }
+}
+
+impl fmt::Display for SpfRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("v=spf1")?;
+        for t in &self.terms {
+            write!(f, " {t}")?;
+        }
+        Ok(())
+    }
+}
+
+/// True when the text announces itself as SPF version 1 (how a receiver selects the SPF
+/// record among a name's TXT records, RFC 7208 §4.5).
+pub fn is_spf1(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() >= 6 && b[..6].eq_ignore_ascii_case(b"v=spf1") && (b.len() == 6 || b[6] == b' ')
+}
+
+impl SpfRecord {
+    /// Parses an SPF record as the concatenation of a TXT record's strings, checking that no
+    /// single string exceeds 255 bytes.
+    pub fn parse_strings<S: AsRef<[u8]>>(strings: &[S]) -> Parsed<SpfRecord> {
+        let mut joined = Vec::new();
+        let mut long = Vec::new();
+        for s in strings {
+            let s = s.as_ref();
+            if s.len() > 255 {
+                long.push(Diagnostic {
+                    code: code::SPF_STRING_TOO_LONG,
+                    severity: Severity::Error,
+                    message: format!(
+                        "a TXT string of {} bytes: split the record into strings of at most 255 bytes",
+                        s.len()
+                    ),
+                    span: joined.len()..joined.len() + s.len(),
+                });
+            }
+            joined.extend_from_slice(s);
+        }
+        let text = String::from_utf8_lossy(&joined);
+        let mut parsed = Self::parse(&text);
+        parsed.diagnostics.extend(long);
+        parsed
+    }
+
+    /// Parses one SPF record. The value is `None` only when the text is not `v=spf1`.
+    pub fn parse(text: &str) -> Parsed<SpfRecord> {
+        let mut diags = Vec::new();
+        if !is_spf1(text) {
+            diags.push(Diagnostic {
+                code: code::SPF_NOT_SPF,
+                severity: Severity::Error,
+                message: "an SPF record starts with `v=spf1` followed by a space".into(),
+                span: 0..text.len().min(6),
+            });
+            return Parsed { value: None, diagnostics: diags };
+        }
+        let mut terms = Vec::new();
+        let mut spans = Vec::new();
+        let mut pos = 6;
+        for token in text[6..].split(' ') {
+            let start = pos;
+            pos += token.len() + 1;
+            if token.is_empty() {
+                continue;
+            }
+            let span = start..start + token.len();
+            match parse_term(token, span.start) {
+                Ok(term) => {
+                    terms.push(term);
+                    spans.push(span);
+                }
+                Err(d) => diags.push(d),
+            }
+        }
+        lint_record(text, &terms, &spans, &mut diags);
+        Parsed { value: Some(SpfRecord { terms }), diagnostics: diags }
+    }
+
+    pub fn directives(&self) -> impl Iterator<Item = &Directive> {
+        self.terms.iter().filter_map(|t| if let Term::Directive(d) = t { Some(d) } else { None })
+    }
+
+    pub fn redirect(&self) -> Option<&MacroString> {
+        self.terms.iter().find_map(|t| if let Term::Modifier(Modifier::Redirect(d)) = t { Some(d) } else { None })
+    }
+
+    pub fn exp(&self) -> Option<&MacroString> {
+        self.terms.iter().find_map(|t| if let Term::Modifier(Modifier::Exp(d)) = t { Some(d) } else { None })
+    }
+
+    /// The DNS-querying terms written in this record itself (not counting what includes
+    /// and redirects add).
+    pub fn direct_lookup_count(&self) -> usize {
+        self.directives().filter(|d| d.mechanism.counts_as_lookup()).count() + usize::from(self.redirect().is_some())
+    }
+
+    /// True when an `include:` names this domain (literally, case-insensitively).
+    pub fn includes(&self, domain: &str) -> bool {
+        self.directives().any(|d| match &d.mechanism {
+            Mechanism::Include(ms) => ms
+                .as_literal()
+                .is_some_and(|l| l.trim_end_matches('.').eq_ignore_ascii_case(domain.trim_end_matches('.'))),
+            _ => false,
+        })
+    }
+
+    pub fn all_qualifier(&self) -> Option<Qualifier> {
+        self.directives().find(|d| d.mechanism == Mechanism::All).map(|d| d.effective_qualifier())
+    }
+}
+
+fn syntax(code: &'static str, span: Range<usize>, message: String) -> Diagnostic {
+    Diagnostic { code, severity: Severity::Error, message, span }
+}
+
+fn parse_term(token: &str, offset: usize) -> Result<Term, Diagnostic> {
+    let span = offset..offset + token.len();
+    let bytes = token.as_bytes();
+    let qualifier = Qualifier::from_symbol(bytes[0]);
+    let body = if qualifier.is_some() { &token[1..] } else { token };
+    let body_offset = offset + (token.len() - body.len());
+    let name_len = body
+        .bytes()
+        .enumerate()
+        .take_while(
+            |&(i, b)| {
+                if i == 0 { b.is_ascii_alphabetic() } else { b.is_ascii_alphanumeric() || b"-_.".contains(&b) }
+            },
+        )
+        .count();
+    if name_len == 0 {
+        return Err(syntax(code::SPF_SYNTAX, span, format!("`{token}` is not a mechanism or modifier")));
+    }
+    let name = &body[..name_len];
+    let rest = &body[name_len..];
+    let rest_offset = body_offset + name_len;
+
+    if let Some(value) = rest.strip_prefix('=') {
+        if qualifier.is_some() {
+            return Err(syntax(code::SPF_SYNTAX, span, format!("the modifier `{name}=` cannot take a qualifier")));
+        }
+        let value_span = rest_offset + 1..offset + token.len();
+        let lower = name.to_ascii_lowercase();
+        let modifier = match lower.as_str() {
+            "redirect" => Modifier::Redirect(domain_spec(value, value_span)?),
+            "exp" => Modifier::Exp(domain_spec_in(value, value_span, true)?),
+            _ => {
+                let value = MacroString::parse(value, false).map_err(|e| {
+                    syntax(code::SPF_INVALID_MACRO, value_span.clone(), format!("in modifier `{name}`: {}", e.message))
+                })?;
+                Modifier::Unknown { name: name.to_string(), value }
+            }
+        };
+        return Ok(Term::Modifier(modifier));
+    }
+
+    let lower = name.to_ascii_lowercase();
+    let arg_span = rest_offset..offset + token.len();
+    let mechanism = match lower.as_str() {
+        "all" => {
+            if !rest.is_empty() {
+                return Err(syntax(code::SPF_SYNTAX, span, format!("`all` takes no argument, found `{rest}`")));
+            }
+            Mechanism::All
+        }
+        "include" | "exists" => {
+            let Some(arg) = rest.strip_prefix(':') else {
+                return Err(syntax(code::SPF_SYNTAX, span, format!("`{lower}` needs a domain: `{lower}:example.com`")));
+            };
+            let d = domain_spec(arg, arg_span.start + 1..arg_span.end)?;
+            if lower == "include" { Mechanism::Include(d) } else { Mechanism::Exists(d) }
+        }
+        "a" | "mx" => {
+            let (domain_part, cidr) = split_dual_cidr(rest, &arg_span)?;
+            let domain = if domain_part.is_empty() {
+                None
+            } else if let Some(arg) = domain_part.strip_prefix(':') {
+                Some(domain_spec(arg, arg_span.start + 1..arg_span.start + domain_part.len())?)
+            } else {
+                return Err(syntax(
+                    code::SPF_SYNTAX,
+                    span,
+                    format!("`{token}`: expected `:domain` or `/prefix` after `{lower}`"),
+                ));
+            };
+            if lower == "a" { Mechanism::A { domain, cidr } } else { Mechanism::Mx { domain, cidr } }
+        }
+        "ptr" => {
+            if rest.is_empty() {
+                Mechanism::Ptr(None)
+            } else if let Some(arg) = rest.strip_prefix(':') {
+                Mechanism::Ptr(Some(domain_spec(arg, arg_span.start + 1..arg_span.end)?))
+            } else {
+                return Err(syntax(code::SPF_SYNTAX, span, format!("`{token}`: expected `ptr` or `ptr:domain`")));
+            }
+        }
+        "ip4" | "ip6" => {
+            let Some(arg) = rest.strip_prefix(':') else {
+                return Err(syntax(
+                    code::SPF_INVALID_IP,
+                    span,
+                    format!(
+                        "`{lower}` needs an address: `{lower}:{}`",
+                        if lower == "ip4" { "192.0.2.0/24" } else { "2001:db8::/32" }
+                    ),
+                ));
+            };
+            let (addr_text, prefix_text) = match arg.rsplit_once('/') {
+                Some((a, p)) => (a, Some(p)),
+                None => (arg, None),
+            };
+            let max = if lower == "ip4" { 32 } else { 128 };
+            let prefix = match prefix_text {
+                Some(p) => Some(parse_cidr(p, max).ok_or_else(|| {
+                    syntax(code::SPF_INVALID_IP, span.clone(), format!("`/{p}` is not a prefix length from 0 to {max}"))
+                })?),
+                None => None,
+            };
+            let bad = || {
+                syntax(
+                    code::SPF_INVALID_IP,
+                    span.clone(),
+                    format!("`{addr_text}` is not an {} address", if lower == "ip4" { "IPv4" } else { "IPv6" }),
+                )
+            };
+            if lower == "ip4" {
+                Mechanism::Ip4 { addr: addr_text.parse().map_err(|_| bad())?, prefix }
+            } else {
+                Mechanism::Ip6 { addr: addr_text.parse().map_err(|_| bad())?, prefix }
+            }
+        }
+        _ => {
+            return Err(syntax(
+                code::SPF_UNKNOWN_MECHANISM,
+                span,
+                format!(
+                    "`{name}` is not an SPF mechanism (all, include, a, mx, ptr, ip4, ip6, exists) nor a modifier (`name=value`)"
+                ),
+            ));
+        }
+    };
+    Ok(Term::Directive(Directive { qualifier, mechanism }))
+}
+
+fn domain_spec(text: &str, span: Range<usize>) -> Result<MacroString, Diagnostic> {
+    domain_spec_in(text, span, false)
+}
+
+fn domain_spec_in(text: &str, span: Range<usize>, exp: bool) -> Result<MacroString, Diagnostic> {
+    MacroString::parse_domain_spec(text, exp).map_err(|e| {
+        let code = if e.message.contains("macro") || e.message.contains('%') {
+            code::SPF_INVALID_MACRO
+        } else {
+            code::SPF_INVALID_DOMAIN_SPEC
+        };
+        syntax(code, span, e.message)
+    })
+}
+
+/// A CIDR length: `0` or a number without leading zeros, at most `max`.
+fn parse_cidr(text: &str, max: u8) -> Option<u8> {
+    if text.is_empty()
+        || !text.bytes().all(|b| b.is_ascii_digit())
+        || (text.len() > 1 && text.starts_with('0'))
+        || text.len() > 3
+    {
+        return None;
+    }
+    let n: u16 = text.parse().ok()?;
+    (n <= u16::from(max)).then_some(n as u8)
+}
+
+fn split_dual_cidr<'a>(rest: &'a str, span: &Range<usize>) -> Result<(&'a str, DualCidr), Diagnostic> {
+    let mut cidr = DualCidr::default();
+    let mut s = rest;
+    let digits_after = |s: &str, i: usize| !s[i..].is_empty() && s[i..].bytes().all(|b| b.is_ascii_digit());
+    if let Some(i) = s.rfind("//")
+        && digits_after(s, i + 2)
+    {
+        let text = &s[i + 2..];
+        cidr.v6 = Some(parse_cidr(text, 128).ok_or_else(|| {
+            syntax(code::SPF_INVALID_IP, span.clone(), format!("`//{text}` is not an IPv6 prefix length from 0 to 128"))
+        })?);
+        s = &s[..i];
+    }
+    if let Some(i) = s.rfind('/')
+        && digits_after(s, i + 1)
+    {
+        let text = &s[i + 1..];
+        cidr.v4 = Some(parse_cidr(text, 32).ok_or_else(|| {
+            syntax(code::SPF_INVALID_IP, span.clone(), format!("`/{text}` is not an IPv4 prefix length from 0 to 32"))
+        })?);
+        s = &s[..i];
+    }
+    Ok((s, cidr))
+}
+
+fn lint_record(text: &str, terms: &[Term], spans: &[Range<usize>], diags: &mut Vec<Diagnostic>) {
+    let warn =
+        |code, span: Range<usize>, message: String| Diagnostic { code, severity: Severity::Warning, message, span };
+    let mut seen_all: Option<usize> = None;
+    let mut redirects = 0;
+    let mut exps = 0;
+    for (term, span) in terms.iter().zip(spans) {
+        match term {
+            Term::Directive(d) => {
+                if let Some(all_at) = seen_all {
+                    diags.push(warn(
+                        code::SPF_TERMS_AFTER_ALL,
+                        span.clone(),
+                        format!("`{term}` comes after `all` (at byte {all_at}) and is never evaluated"),
+                    ));
+                }
+                match &d.mechanism {
+                    Mechanism::All => {
+                        if seen_all.is_none() {
+                            seen_all = Some(span.start);
+                        }
+                        match d.effective_qualifier() {
+                            Qualifier::Pass => diags.push(warn(code::SPF_PERMISSIVE_ALL, span.clone(), format!("`{term}` authorizes every host on the Internet to send as this domain; use `~all` or `-all`"))),
+                            Qualifier::Neutral => diags.push(warn(code::SPF_PERMISSIVE_ALL, span.clone(), "`?all` makes no statement about unlisted hosts; use `~all` or `-all`".into())),
+                            _ => {}
+                        }
+                    }
+                    Mechanism::Ptr(_) => diags.push(warn(code::SPF_PTR, span.clone(), "`ptr` is deprecated (RFC 7208 §5.5): list the addresses with `ip4`/`ip6` or `include` the provider".into())),
+                    Mechanism::Ip4 { prefix: Some(0), .. } | Mechanism::Ip6 { prefix: Some(0), .. } if d.effective_qualifier() == Qualifier::Pass => {
+                        diags.push(warn(code::SPF_IP_ALL, span.clone(), format!("`{term}` authorizes every address")))
+                    }
+                    _ => {}
+                }
+            }
+            Term::Modifier(m) => match m {
+                Modifier::Redirect(_) => {
+                    redirects += 1;
+                    if redirects == 2 {
+                        diags.push(syntax(
+                            code::SPF_DUPLICATE_MODIFIER,
+                            span.clone(),
+                            "`redirect=` appears more than once (RFC 7208 §6: permerror)".into(),
+                        ));
+                    }
+                }
+                Modifier::Exp(_) => {
+                    exps += 1;
+                    if exps == 2 {
+                        diags.push(syntax(
+                            code::SPF_DUPLICATE_MODIFIER,
+                            span.clone(),
+                            "`exp=` appears more than once (RFC 7208 §6: permerror)".into(),
+                        ));
+                    }
+                }
+                Modifier::Unknown { name, .. } => diags.push(Diagnostic {
+                    code: code::SPF_UNKNOWN_MODIFIER,
+                    severity: Severity::Info,
+                    message: format!("unknown modifier `{name}=`: receivers ignore it"),
+                    span: span.clone(),
+                }),
+            },
+        }
+    }
+    if redirects > 0 && seen_all.is_some() {
+        let span = terms
+            .iter()
+            .zip(spans)
+            .find(|(t, _)| matches!(t, Term::Modifier(Modifier::Redirect(_))))
+            .map(|(_, s)| s.clone())
+            .unwrap_or(0..0);
+        diags.push(warn(
+            code::SPF_REDIRECT_WITH_ALL,
+            span,
+            "`redirect=` is ignored because the record has `all`".into(),
+        ));
+    }
+    if redirects == 0 && seen_all.is_none() {
+        diags.push(Diagnostic {
+            code: code::SPF_NO_ALL,
+            severity: Severity::Info,
+            message: "no `all` and no `redirect=`: unlisted hosts get `neutral`; end with `~all` or `-all`".into(),
+            span: text.len()..text.len(),
+        });
+    }
+    if text.len() > 512 {
+        diags.push(warn(
+            code::SPF_RECORD_TOO_LONG,
+            0..text.len(),
+            format!("the record is {} bytes, over 512: the DNS answer needs EDNS or TCP", text.len()),
+        ));
+    } else if text.len() > 450 {
+        diags.push(warn(
+            code::SPF_RECORD_LONG,
+            0..text.len(),
+            format!("the record is {} bytes, over the 450 RFC 7208 §3.4 recommends", text.len()),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(text: &str) -> Vec<&'static str> {
+        SpfRecord::parse(text).diagnostics.iter().map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn ses_mail_from_record() {
+        let p = SpfRecord::parse("v=spf1 include:amazonses.com ~all");
+        assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
+        let r = p.value.unwrap();
+        assert!(r.includes("amazonses.com"));
+        assert_eq!(r.all_qualifier(), Some(Qualifier::SoftFail));
+        assert_eq!(r.direct_lookup_count(), 1);
+        assert_eq!(r.to_string(), "v=spf1 include:amazonses.com ~all");
+    }
+
+    #[test]
+    fn full_grammar() {
+        let text = "v=spf1 a mx:mail.example.com/24//64 a//64 ip4:192.0.2.0/24 ip6:2001:db8::/32 ptr:example.org exists:%{ir}.%{l1r+-}._spf.%{d} include:_spf.google.com -all exp=explain.%{d} foo=bar";
+        let p = SpfRecord::parse(text);
+        let r = p.value.clone().unwrap();
+        assert_eq!(r.terms.len(), 11, "{:?}", p.diagnostics);
+        assert_eq!(r.to_string(), text);
+        assert!(p.has_code(code::SPF_PTR));
+        assert!(p.has_code(code::SPF_UNKNOWN_MODIFIER));
+        assert!(!p.has_errors());
+        match &r.terms[1] {
+            Term::Directive(Directive { mechanism: Mechanism::Mx { cidr, .. }, .. }) => {
+                assert_eq!(*cidr, DualCidr { v4: Some(24), v6: Some(64) })
+            }
+            t => panic!("{t:?}"),
+        }
+    }
+
+    #[test]
+    fn not_spf() {
+        assert!(SpfRecord::parse("v=spf10 -all").value.is_none());
+        assert!(SpfRecord::parse("spf1").value.is_none());
+        assert!(SpfRecord::parse("V=SPF1 -all").value.is_some());
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(codes("v=spf1 inlcude:x.com -all"), vec![code::SPF_UNKNOWN_MECHANISM]);
+        assert_eq!(codes("v=spf1 ip4:1.2.3.4/33 -all"), vec![code::SPF_INVALID_IP]);
+        assert_eq!(codes("v=spf1 ip4:1.2.3 -all"), vec![code::SPF_INVALID_IP]);
+        assert_eq!(codes("v=spf1 ip4:1.2.3.4/024 -all"), vec![code::SPF_INVALID_IP]);
+        assert_eq!(codes("v=spf1 a/33 -all"), vec![code::SPF_INVALID_IP]);
+        assert_eq!(codes("v=spf1 include:foo.1 -all"), vec![code::SPF_INVALID_DOMAIN_SPEC]);
+        assert_eq!(codes("v=spf1 include:%{x}.com -all"), vec![code::SPF_INVALID_MACRO]);
+        assert_eq!(codes("v=spf1 exists:%{c}.x.com -all"), vec![code::SPF_INVALID_MACRO]);
+        assert!(codes("v=spf1 -all exp=%{c}.example.com").is_empty());
+        assert_eq!(codes("v=spf1 include -all"), vec![code::SPF_SYNTAX]);
+        assert_eq!(codes("v=spf1 all:x"), vec![code::SPF_SYNTAX, code::SPF_NO_ALL]);
+        assert_eq!(codes("v=spf1 -redirect=x.com"), vec![code::SPF_SYNTAX, code::SPF_NO_ALL]);
+        assert_eq!(codes("v=spf1 redirect=a.com redirect=b.com"), vec![code::SPF_DUPLICATE_MODIFIER]);
+        assert_eq!(codes("v=spf1 a:%"), vec![code::SPF_INVALID_MACRO, code::SPF_NO_ALL]);
+    }
+
+    #[test]
+    fn warnings() {
+        assert_eq!(codes("v=spf1 +all"), vec![code::SPF_PERMISSIVE_ALL]);
+        assert_eq!(codes("v=spf1 all"), vec![code::SPF_PERMISSIVE_ALL]);
+        assert_eq!(codes("v=spf1 ?all"), vec![code::SPF_PERMISSIVE_ALL]);
+        assert_eq!(codes("v=spf1 -all a"), vec![code::SPF_TERMS_AFTER_ALL]);
+        assert_eq!(codes("v=spf1 -all redirect=x.com"), vec![code::SPF_REDIRECT_WITH_ALL]);
+        assert_eq!(codes("v=spf1 ip4:0.0.0.0/0 -all"), vec![code::SPF_IP_ALL]);
+        let long = format!("v=spf1 {} -all", (0..40).map(|i| format!("ip4:192.0.2.{i}")).collect::<Vec<_>>().join(" "));
+        assert!(SpfRecord::parse(&long).has_code(code::SPF_RECORD_TOO_LONG));
+        let medium =
+            format!("v=spf1 {} -all", (0..30).map(|i| format!("ip4:192.0.2.{i}")).collect::<Vec<_>>().join(" "));
+        assert!(SpfRecord::parse(&medium).has_code(code::SPF_RECORD_LONG));
+    }
+
+    #[test]
+    fn strings_over_255() {
+        let first = format!("v=spf1 {}", "ip4:192.0.2.1 ".repeat(20));
+        let p = SpfRecord::parse_strings(&[first.as_bytes(), b"-all"]);
+        assert!(p.has_code(code::SPF_STRING_TOO_LONG));
+        let p = SpfRecord::parse_strings(&[&b"v=spf1 include:a.example.com "[..], b"-all"]);
+        assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
+        assert_eq!(p.value.unwrap().terms.len(), 2);
+    }
+
+    #[test]
+    fn spans_point_at_the_term() {
+        let text = "v=spf1 ip4:1.2.3.4 inlcude:x.com -all";
+        let p = SpfRecord::parse(text);
+        let d = &p.diagnostics[0];
+        assert_eq!(&text[d.span.clone()], "inlcude:x.com");
+    }
+
+    #[test]
+    fn macros_round_trip() {
+        for m in ["%{d}", "%{ir}.%{v}._spf.%{d2}", "%{L5r-.}x.com", "a%%b%_c%-d.%{h}", "%{o}"] {
+            let ms = MacroString::parse(m, false).unwrap();
+            assert_eq!(ms.to_string(), m.replace("L5r-.", "L5r-."));
+        }
+        assert!(MacroString::parse("%{d0}", false).is_err());
+        assert!(MacroString::parse("%{d", false).is_err());
+        assert!(MacroString::parse("%x", false).is_err());
+        assert!(MacroString::parse("é", false).is_err());
+    }
+}
