@@ -1,1 +1,129 @@
+//! DNS lookups with honest outcomes: every answer is records, no data, NXDOMAIN, or a
+//! failure that says what failed (SERVFAIL, REFUSED, timeout, ...). A failure is never
+//! reported as "missing".
+//!
+//! [`StubClient`] asks any nameserver (`ip:port`) directly over UDP, retrying over TCP
+//! when the answer is truncated, with no cache. With feature `testing`,
+//! [`testing::TestServer`] is an in-process authoritative server on loopback that serves
+//! zone files and injects faults per name.
 
+mod client;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use client::{ClientError, StubClient, system_nameservers};
+
+use serde::Serialize;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The record types the tool asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum RecordType {
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    #[serde(rename = "CNAME")]
+    Cname,
+    #[serde(rename = "MX")]
+    Mx,
+    #[serde(rename = "TXT")]
+    Txt,
+    #[serde(rename = "PTR")]
+    Ptr,
+    #[serde(rename = "NS")]
+    Ns,
+}
+
+impl RecordType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordType::A => "A",
+            RecordType::Aaaa => "AAAA",
+            RecordType::Cname => "CNAME",
+            RecordType::Mx => "MX",
+            RecordType::Txt => "TXT",
+            RecordType::Ptr => "PTR",
+            RecordType::Ns => "NS",
+        }
+    }
+}
+
+/// One record's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Rdata {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    /// A name (CNAME target, PTR, NS): lower case, no trailing dot.
+    Name(String),
+    Mx { preference: u16, exchange: String },
+    /// A TXT record's character-strings, as bytes.
+    Txt(Vec<Vec<u8>>),
+}
+
+impl Rdata {
+    /// A TXT record's strings joined, as text (invalid UTF-8 replaced).
+    pub fn txt_text(&self) -> Option<String> {
+        match self {
+            Rdata::Txt(strings) => Some(String::from_utf8_lossy(&strings.concat()).into_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// Why an answer could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum Failure {
+    #[error("SERVFAIL")]
+    ServFail,
+    #[error("REFUSED")]
+    Refused,
+    #[error("timed out")]
+    Timeout,
+    #[error("response code {0}")]
+    Rcode(String),
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    #[error("network error: {0}")]
+    Network(String),
+}
+
+/// The outcome of one query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "records")]
+pub enum Outcome {
+    Records(Vec<Rdata>),
+    /// The name exists but has no record of this type.
+    NoData,
+    /// The name does not exist.
+    NxDomain,
+    Failed(Failure),
+}
+
+/// A query's full answer: the outcome for the asked type, and the CNAMEs followed to get
+/// there (owner → target, in order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    pub outcome: Outcome,
+    pub cname_chain: Vec<(String, String)>,
+}
+
+impl Answer {
+    pub fn records(&self) -> &[Rdata] {
+        match &self.outcome {
+            Outcome::Records(r) => r,
+            _ => &[],
+        }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed(_))
+    }
+}
+
+/// Lower case, no trailing dot.
+pub(crate) fn canonical_name(name: &hickory_proto::rr::Name) -> String {
+    let s = name.to_ascii().to_ascii_lowercase();
+    s.strip_suffix('.').map(str::to_string).unwrap_or(s)
+}

@@ -1,0 +1,159 @@
+//! `ses-dmarc plan`.
+
+use crate::style::{self, Style};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use ses_dmarc_records::Policy;
+use ses_dmarc_ses::plan::{AdviceLevel, MxFailureBehavior, Plan, PlanInput};
+use ses_dmarc_ses::{plan, render};
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// What to publish where, for reading in a terminal.
+    Table,
+    /// BIND zone-file lines.
+    Zone,
+    /// The plan as JSON (docs/json.md).
+    Json,
+    /// A Route 53 ChangeBatch for `aws route53 change-resource-record-sets`.
+    Route53,
+    /// Terraform (AWS provider) resources.
+    Terraform,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    None,
+    Quarantine,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MxFailureArg {
+    /// Fall back to amazonses.com (SPF stops aligning) when the MX is missing.
+    UseDefault,
+    /// Refuse to send (MailFromDomainNotVerified) when the MX is missing.
+    Reject,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example: ses-dmarc plan example.com --region us-east-1 --mail-from mail --rua mailto:dmarc@example.com")]
+pub struct PlanArgs {
+    /// The domain you send from (the From: header's domain), e.g. example.com.
+    pub domain: String,
+    /// SES region you send from; repeat for several (the first one gets the MAIL FROM MX).
+    #[arg(long = "region", short = 'r', value_name = "REGION", required = true)]
+    pub regions: Vec<String>,
+    /// Custom MAIL FROM: a label (`mail` gives mail.DOMAIN) or a full name under DOMAIN.
+    #[arg(long, value_name = "LABEL|FQDN")]
+    pub mail_from: Option<String>,
+    /// An Easy DKIM token from SES (give all three); `REGION:TOKEN` for another region.
+    #[arg(long = "dkim-token", value_name = "TOKEN")]
+    pub dkim_tokens: Vec<String>,
+    /// Aggregate report destination, e.g. mailto:dmarc@example.com (repeatable).
+    #[arg(long, value_name = "URI")]
+    pub rua: Vec<String>,
+    /// Failure report destination (repeatable).
+    #[arg(long, value_name = "URI")]
+    pub ruf: Vec<String>,
+    /// DMARC policy to publish.
+    #[arg(long, value_enum, default_value_t = PolicyArg::None)]
+    pub policy: PolicyArg,
+    /// Your current apex SPF record, to get advice on it.
+    #[arg(long, value_name = "RECORD")]
+    pub apex_spf: Option<String>,
+    /// TTL of every record, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = ses_dmarc_ses::plan::DEFAULT_TTL)]
+    pub ttl: u32,
+    /// What SES does when the MAIL FROM MX is missing (BehaviorOnMxFailure).
+    #[arg(long, value_enum, default_value_t = MxFailureArg::UseDefault)]
+    pub on_mx_failure: MxFailureArg,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Table)]
+    pub format: PlanFormat,
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let input = PlanInput {
+        domain: args.domain,
+        regions: args.regions.iter().flat_map(|r| r.split(',')).map(|r| r.trim().to_string()).collect(),
+        mail_from: args.mail_from,
+        dkim_tokens: args.dkim_tokens,
+        rua: args.rua.iter().flat_map(|r| r.split(',')).map(|r| r.to_string()).collect(),
+        ruf: args.ruf.iter().flat_map(|r| r.split(',')).map(|r| r.to_string()).collect(),
+        policy: Some(match args.policy {
+            PolicyArg::None => Policy::None,
+            PolicyArg::Quarantine => Policy::Quarantine,
+            PolicyArg::Reject => Policy::Reject,
+        }),
+        current_apex_spf: args.apex_spf,
+        ttl: Some(args.ttl),
+        behavior_on_mx_failure: match args.on_mx_failure {
+            MxFailureArg::UseDefault => MxFailureBehavior::UseDefaultValue,
+            MxFailureArg::Reject => MxFailureBehavior::RejectMessage,
+        },
+    };
+    let plan = plan(&input)?;
+    let mut out = std::io::stdout().lock();
+    let text = match args.format {
+        PlanFormat::Table => table(&plan, Style::for_stdout()),
+        PlanFormat::Zone => render::zone(&plan),
+        PlanFormat::Json => json(&plan)?,
+        PlanFormat::Route53 => {
+            let (batch, left_out) = render::route53_change_batch(&plan);
+            if left_out > 0 {
+                style::warning(
+                    &mut std::io::stderr(),
+                    &format!("{left_out} DKIM record(s) left out: no --dkim-token given for their region (the tokens come from SES)"),
+                );
+            }
+            format!("{}\n", serde_json::to_string_pretty(&batch)?)
+        }
+        PlanFormat::Terraform => render::terraform(&plan),
+    };
+    out.write_all(text.as_bytes()).context("writing to standard output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn json(plan: &Plan) -> anyhow::Result<String> {
+    let mut value = serde_json::to_value(plan)?;
+    if let Some(records) = value.get_mut("records").and_then(|r| r.as_array_mut()) {
+        for (json_record, record) in records.iter_mut().zip(&plan.records) {
+            json_record["value"] = record.data.display_value().into();
+        }
+    }
+    Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
+}
+
+fn table(plan: &Plan, s: Style) -> String {
+    let regions: Vec<&str> = plan.regions.iter().map(|r| r.code).collect();
+    let mut out = format!("{}\n\n", s.bold(&format!("DNS records for {} (Amazon SES {})", plan.domain, regions.join(", "))));
+    let name_w = plan.records.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    out.push_str(&format!("  {:<name_w$}  {:<5}  {}\n", s.dim("NAME"), s.dim("TYPE"), s.dim("VALUE")));
+    let pad = |text: &str, w: usize| format!("{text:<w$}");
+    for r in &plan.records {
+        let mut line = format!("  {}  {}  {}", pad(&r.name, name_w), pad(r.data.type_name(), 5), r.data.display_value());
+        if r.placeholder {
+            line = s.yellow(&format!("{line}   (placeholder)"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(&format!("\n{}\n", s.bold("Then tell SES (after the records are published):")));
+    for c in &plan.ses_calls {
+        out.push_str(&format!("  {}\n  {}\n", s.dim(&format!("# {}: {}", c.region, c.purpose)), c.command));
+    }
+    out.push_str(&format!("\n{}\n", s.bold("Notes:")));
+    let mut advice: Vec<_> = plan.advice.iter().collect();
+    advice.sort_by_key(|a| a.level != AdviceLevel::Warning);
+    for a in advice {
+        let mark = match a.level {
+            AdviceLevel::Warning => s.yellow("!"),
+            AdviceLevel::Info => s.dim("-"),
+        };
+        out.push_str(&format!("  {mark} {} {}\n", a.message, s.dim(&format!("[{}]", a.code))));
+    }
+    out
+}

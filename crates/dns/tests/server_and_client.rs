@@ -1,0 +1,59 @@
+//! The stub client against the in-process server, over real UDP and TCP on loopback.
+
+use ses_dmarc_dns::testing::{Fault, TestServer, with_soa};
+use ses_dmarc_dns::{Failure, Outcome, Rdata, RecordType, StubClient};
+use std::time::{Duration, Instant};
+
+const ZONE: &str = r#"
+@ 300 IN MX 10 mx.example.com.
+@ 300 IN TXT "v=spf1 include:amazonses.com ~all"
+long 300 IN TXT "first string " "second string"
+alias 300 IN CNAME target.example.com.
+target 300 IN TXT "behind the alias"
+a 300 IN A 192.0.2.1
+"#;
+
+fn setup() -> (TestServer, StubClient, tokio::runtime::Runtime) {
+    let server = TestServer::start(&[("example.com.", &with_soa(ZONE))]).unwrap();
+    let client = StubClient::new(vec![server.addr()], Duration::from_millis(500), 1).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    (server, client, rt)
+}
+
+#[test]
+fn outcomes_are_distinguished() {
+    let (server, client, rt) = setup();
+    rt.block_on(async {
+        let mx = client.lookup("example.com", RecordType::Mx).await;
+        assert_eq!(mx.outcome, Outcome::Records(vec![Rdata::Mx { preference: 10, exchange: "mx.example.com".into() }]));
+        let txt = client.lookup("long.example.com", RecordType::Txt).await;
+        assert_eq!(txt.records()[0].txt_text().unwrap(), "first string second string");
+        assert_eq!(client.lookup("a.example.com", RecordType::Txt).await.outcome, Outcome::NoData);
+        assert_eq!(client.lookup("nope.example.com", RecordType::Txt).await.outcome, Outcome::NxDomain);
+        assert_eq!(client.lookup("elsewhere.test", RecordType::Txt).await.outcome, Outcome::NxDomain);
+        let cname = client.lookup("alias.example.com", RecordType::Cname).await;
+        assert_eq!(cname.outcome, Outcome::Records(vec![Rdata::Name("target.example.com".into())]));
+
+        server.set_fault("example.com", Fault::ServFail);
+        assert_eq!(client.lookup("example.com", RecordType::Mx).await.outcome, Outcome::Failed(Failure::ServFail));
+        server.set_fault("example.com", Fault::Refused);
+        assert_eq!(client.lookup("example.com", RecordType::Mx).await.outcome, Outcome::Failed(Failure::Refused));
+        server.set_fault("example.com", Fault::Drop);
+        assert_eq!(client.lookup("example.com", RecordType::Mx).await.outcome, Outcome::Failed(Failure::Timeout));
+        server.set_fault("example.com", Fault::Truncate);
+        let over_tcp = client.lookup("example.com", RecordType::Txt).await;
+        assert_eq!(over_tcp.records()[0].txt_text().unwrap(), "v=spf1 include:amazonses.com ~all");
+        server.clear_faults();
+        server.set_delay(Some(Duration::from_millis(100)));
+        let start = Instant::now();
+        assert!(matches!(client.lookup("example.com", RecordType::Mx).await.outcome, Outcome::Records(_)));
+        assert!(start.elapsed() >= Duration::from_millis(100));
+    });
+    assert!(server.query_count() >= 12);
+}
+
+#[test]
+fn bad_zone_is_a_clear_error() {
+    let err = TestServer::start(&[("example.com.", "@ 300 IN MX not-a-number mx.example.com.")]).err().unwrap();
+    assert!(err.to_string().contains("example.com"), "{err}");
+}

@@ -1,0 +1,665 @@
+//! The record plan: from a domain, its SES region(s), MAIL FROM name, DKIM tokens and
+//! DMARC wishes, the exact DNS records to publish and the advice that goes with them.
+
+use crate::mail_from::{self, MailFromError};
+use crate::regions::{self, Region};
+use serde::Serialize;
+use ses_dmarc_records::dmarc::{DmarcRecord, Policy, ReportUri};
+use ses_dmarc_records::{DomainName, SpfRecord};
+
+/// The SPF record SES asks for at the MAIL FROM name.
+pub const MAIL_FROM_SPF: &str = "v=spf1 include:amazonses.com ~all";
+pub const DEFAULT_TTL: u32 = 1800;
+pub const MX_PREFERENCE: u16 = 10;
+
+/// What the user asked for, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct PlanInput {
+    pub domain: String,
+    pub regions: Vec<String>,
+    pub mail_from: Option<String>,
+    /// `TOKEN` (first region) or `REGION:TOKEN`.
+    pub dkim_tokens: Vec<String>,
+    pub rua: Vec<String>,
+    pub ruf: Vec<String>,
+    pub policy: Option<Policy>,
+    /// The apex SPF record published now, if the user has one.
+    pub current_apex_spf: Option<String>,
+    pub ttl: Option<u32>,
+    pub behavior_on_mx_failure: MxFailureBehavior,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MxFailureBehavior {
+    #[default]
+    UseDefaultValue,
+    RejectMessage,
+}
+
+impl MxFailureBehavior {
+    pub fn api_value(self) -> &'static str {
+        match self {
+            MxFailureBehavior::UseDefaultValue => "USE_DEFAULT_VALUE",
+            MxFailureBehavior::RejectMessage => "REJECT_MESSAGE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("`{input}` is not a domain name: {reason}")]
+    Domain { input: String, reason: String },
+    #[error("`{domain}` does not end in a top-level domain on the public suffix list (`.{suffix}`); check the spelling")]
+    UnknownSuffix { domain: String, suffix: String },
+    #[error("`{domain}` is a public suffix, not a domain someone registers; give your own domain such as example.{domain}")]
+    PublicSuffix { domain: String },
+    #[error("no region given: add `--region us-east-1` (the SES region you send from)")]
+    NoRegion,
+    #[error("`{input}` is not an SES region{hint}")]
+    UnknownRegion { input: String, hint: String },
+    #[error("the region {0} is given twice")]
+    DuplicateRegion(String),
+    #[error(transparent)]
+    MailFrom(#[from] MailFromError),
+    #[error("`{input}` is not a DKIM token: {reason}")]
+    DkimToken { input: String, reason: String },
+    #[error(
+        "{region}: SES gives three Easy DKIM tokens per identity, {count} given; pass all three (`--dkim-token T1 --dkim-token T2 --dkim-token T3`) or none for placeholders"
+    )]
+    DkimTokenCount { region: String, count: usize },
+    #[error("{0} is given as a DKIM token's region but not as `--region`")]
+    DkimTokenRegion(String),
+    #[error("invalid report address `{input}`: {reason}")]
+    ReportUri { input: String, reason: String },
+    #[error("the current apex SPF record is not SPF: it must start with `v=spf1`")]
+    ApexSpfNotSpf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    MailFromMx,
+    MailFromSpf,
+    DkimCname,
+    Dmarc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type")]
+pub enum RecordData {
+    #[serde(rename = "MX")]
+    Mx { preference: u16, exchange: String },
+    #[serde(rename = "TXT")]
+    Txt { text: String },
+    #[serde(rename = "CNAME")]
+    Cname { target: String },
+}
+
+impl RecordData {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            RecordData::Mx { .. } => "MX",
+            RecordData::Txt { .. } => "TXT",
+            RecordData::Cname { .. } => "CNAME",
+        }
+    }
+
+    /// The value as a person reads it (TXT unquoted, names without trailing dot).
+    pub fn display_value(&self) -> String {
+        match self {
+            RecordData::Mx { preference, exchange } => format!("{preference} {exchange}"),
+            RecordData::Txt { text } => text.clone(),
+            RecordData::Cname { target } => target.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedRecord {
+    /// Owner name, absolute, without the trailing dot.
+    pub name: String,
+    pub ttl: u32,
+    #[serde(flatten)]
+    pub data: RecordData,
+    pub purpose: Purpose,
+    /// The region a DKIM CNAME belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'static str>,
+    /// True when the name and target hold `<dkim-token-N>` placeholders, not real tokens.
+    pub placeholder: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdviceLevel {
+    Info,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Advice {
+    pub code: &'static str,
+    pub level: AdviceLevel,
+    pub message: String,
+}
+
+/// An AWS call that must follow the records, as an AWS CLI command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SesCall {
+    pub region: &'static str,
+    pub purpose: String,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanRegion {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub feedback_host: String,
+    pub dkim_signing_zone: &'static str,
+    pub dkim_tokens_given: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub domain: DomainName,
+    pub regions: Vec<PlanRegion>,
+    pub mail_from: Option<DomainName>,
+    pub behavior_on_mx_failure: MxFailureBehavior,
+    pub dmarc: String,
+    pub records: Vec<PlannedRecord>,
+    pub advice: Vec<Advice>,
+    pub ses_calls: Vec<SesCall>,
+}
+
+impl Plan {
+    pub fn has_placeholders(&self) -> bool {
+        self.records.iter().any(|r| r.placeholder)
+    }
+}
+
+/// Advice codes, stable for scripts.
+pub mod advice_code {
+    pub const NO_MAIL_FROM: &str = "no-mail-from";
+    pub const MX_FAILURE_BEHAVIOR: &str = "mx-failure-behavior";
+    pub const ONE_MX_SERVES_REGIONS: &str = "one-mx-serves-regions";
+    pub const APEX_SPF_NOT_NEEDED: &str = "apex-spf-not-needed";
+    pub const APEX_SPF_INCLUDE_UNALIGNED: &str = "apex-spf-include-unaligned";
+    pub const APEX_SPF_PROBLEMS: &str = "apex-spf-problems";
+    pub const APEX_SPF_LOOKUPS: &str = "apex-spf-lookups";
+    pub const DKIM_PLACEHOLDERS: &str = "dkim-placeholders";
+    pub const DKIM_PER_REGION: &str = "dkim-per-region";
+    pub const DMARC_NO_RUA: &str = "dmarc-no-rua";
+    pub const DMARC_EXTERNAL_RUA: &str = "dmarc-external-destination";
+    pub const DMARC_START_AT_NONE: &str = "dmarc-start-at-none";
+    pub const DMARC_ENFORCING_EARLY: &str = "dmarc-enforcing-early";
+    pub const SES_CALL_REQUIRED: &str = "ses-call-required";
+    pub const SANDBOX_PER_REGION: &str = "sandbox-per-region";
+    pub const MAIL_FROM_NOT_FOR_RECEIVING: &str = "mail-from-not-for-receiving";
+    pub const REGION_UNCONFIRMED: &str = "region-endpoint-assumed";
+}
+
+fn validate_domain(input: &str) -> Result<DomainName, PlanError> {
+    let domain = DomainName::parse_hostname(input)
+        .map_err(|e| PlanError::Domain { input: input.to_string(), reason: e.to_string() })?;
+    if domain.label_count() < 2 {
+        return Err(PlanError::Domain {
+            input: input.to_string(),
+            reason: "a single label; give the full domain such as example.com".into(),
+        });
+    }
+    let suffix = domain.public_suffix();
+    if !suffix.known {
+        return Err(PlanError::UnknownSuffix { domain: domain.to_string(), suffix: suffix.suffix });
+    }
+    if domain.is_public_suffix() {
+        return Err(PlanError::PublicSuffix { domain: domain.to_string() });
+    }
+    Ok(domain)
+}
+
+fn validate_region(input: &str) -> Result<&'static Region, PlanError> {
+    regions::find(input).ok_or_else(|| {
+        let s = regions::suggest(input);
+        let hint = if s.is_empty() {
+            "; see `ses-dmarc plan --help` for the list".to_string()
+        } else {
+            format!("; did you mean {}?", s.join(", "))
+        };
+        PlanError::UnknownRegion { input: input.to_string(), hint }
+    })
+}
+
+fn validate_token(input: &str) -> Result<String, PlanError> {
+    let t = input.trim().to_ascii_lowercase();
+    let bad = |reason: &str| PlanError::DkimToken { input: input.to_string(), reason: reason.to_string() };
+    if t.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if t.len() > 63 {
+        return Err(bad("longer than a DNS label (63 characters); SES tokens are 32 letters and digits"));
+    }
+    if !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(bad("SES tokens are 32 letters and digits, as in DkimAttributes.Tokens"));
+    }
+    Ok(t)
+}
+
+fn validate_uris(inputs: &[String]) -> Result<Vec<ReportUri>, PlanError> {
+    inputs
+        .iter()
+        .map(|u| ReportUri::parse(u).map_err(|reason| PlanError::ReportUri { input: u.clone(), reason }))
+        .collect()
+}
+
+/// Builds the plan, or says exactly which input is wrong and what to type instead.
+pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
+    let domain = validate_domain(&input.domain)?;
+    if input.regions.is_empty() {
+        return Err(PlanError::NoRegion);
+    }
+    let mut regions: Vec<&'static Region> = Vec::new();
+    for r in &input.regions {
+        let region = validate_region(r)?;
+        if regions.contains(&region) {
+            return Err(PlanError::DuplicateRegion(region.code.to_string()));
+        }
+        regions.push(region);
+    }
+    let mail_from = input.mail_from.as_deref().map(|m| mail_from::resolve(&domain, m)).transpose()?;
+
+    let mut tokens: Vec<Vec<String>> = vec![Vec::new(); regions.len()];
+    for raw in &input.dkim_tokens {
+        let (index, token) = match raw.split_once(':') {
+            Some((r, t)) => {
+                let region = validate_region(r)?;
+                let i = regions
+                    .iter()
+                    .position(|x| *x == region)
+                    .ok_or_else(|| PlanError::DkimTokenRegion(region.code.to_string()))?;
+                (i, t)
+            }
+            None => (0, raw.as_str()),
+        };
+        tokens[index].push(validate_token(token)?);
+    }
+    for (region, t) in regions.iter().zip(&tokens) {
+        if !t.is_empty() && t.len() != 3 {
+            return Err(PlanError::DkimTokenCount { region: region.code.to_string(), count: t.len() });
+        }
+    }
+    let rua = validate_uris(&input.rua)?;
+    let ruf = validate_uris(&input.ruf)?;
+    let apex_spf = match &input.current_apex_spf {
+        Some(text) => {
+            let parsed = SpfRecord::parse(text);
+            if parsed.value.is_none() {
+                return Err(PlanError::ApexSpfNotSpf);
+            }
+            Some(parsed)
+        }
+        None => None,
+    };
+    let policy = input.policy.unwrap_or(Policy::None);
+    let ttl = input.ttl.unwrap_or(DEFAULT_TTL);
+    let primary = regions[0];
+
+    let mut records = Vec::new();
+    if let Some(mf) = &mail_from {
+        records.push(PlannedRecord {
+            name: mf.to_string(),
+            ttl,
+            data: RecordData::Mx { preference: MX_PREFERENCE, exchange: primary.feedback_host() },
+            purpose: Purpose::MailFromMx,
+            region: Some(primary.code),
+            placeholder: false,
+        });
+        records.push(PlannedRecord {
+            name: mf.to_string(),
+            ttl,
+            data: RecordData::Txt { text: MAIL_FROM_SPF.to_string() },
+            purpose: Purpose::MailFromSpf,
+            region: None,
+            placeholder: false,
+        });
+    }
+    for (region, t) in regions.iter().zip(&tokens) {
+        for i in 0..3 {
+            let (token, placeholder) = match t.get(i) {
+                Some(tok) => (tok.clone(), false),
+                None if regions.len() == 1 => (format!("<dkim-token-{}>", i + 1), true),
+                None => (format!("<{}-dkim-token-{}>", region.code, i + 1), true),
+            };
+            records.push(PlannedRecord {
+                name: format!("{token}._domainkey.{domain}"),
+                ttl,
+                data: RecordData::Cname { target: format!("{token}.{}", region.dkim_signing_zone) },
+                purpose: Purpose::DkimCname,
+                region: Some(region.code),
+                placeholder,
+            });
+        }
+    }
+    let dmarc_record = DmarcRecord { policy: Some(policy), rua: rua.clone(), ruf: ruf.clone(), ..Default::default() };
+    let dmarc = dmarc_record.to_string();
+    records.push(PlannedRecord {
+        name: format!("_dmarc.{domain}"),
+        ttl,
+        data: RecordData::Txt { text: dmarc.clone() },
+        purpose: Purpose::Dmarc,
+        region: None,
+        placeholder: false,
+    });
+
+    let mut advice = Vec::new();
+    let mut say = |code: &'static str, level: AdviceLevel, message: String| advice.push(Advice { code, level, message });
+    use advice_code as c;
+    match &mail_from {
+        None => say(
+            c::NO_MAIL_FROM,
+            AdviceLevel::Warning,
+            format!(
+                "No custom MAIL FROM: SES mail keeps an envelope sender under amazonses.com, so SPF passes but never aligns with {domain}; only DKIM can carry DMARC. Add `--mail-from mail` for mail.{domain}."
+            ),
+        ),
+        Some(mf) => {
+            say(
+                c::MX_FAILURE_BEHAVIOR,
+                AdviceLevel::Info,
+                match input.behavior_on_mx_failure {
+                    MxFailureBehavior::UseDefaultValue => format!(
+                        "BehaviorOnMxFailure = USE_DEFAULT_VALUE: if SES cannot find the MX at {mf}, it silently sends with amazonses.com as MAIL FROM and SPF stops aligning (DKIM still can). REJECT_MESSAGE makes sending fail with MailFromDomainNotVerified instead."
+                    ),
+                    MxFailureBehavior::RejectMessage => format!(
+                        "BehaviorOnMxFailure = REJECT_MESSAGE: if SES cannot find the MX at {mf}, sending fails with MailFromDomainNotVerified instead of silently falling back to amazonses.com."
+                    ),
+                },
+            );
+            say(
+                c::MAIL_FROM_NOT_FOR_RECEIVING,
+                AdviceLevel::Info,
+                format!("{mf} must not receive mail of its own: its only MX is SES's feedback endpoint, and no other MX, TXT or CNAME may sit at that name."),
+            );
+            if regions.len() > 1 {
+                say(
+                    c::ONE_MX_SERVES_REGIONS,
+                    AdviceLevel::Info,
+                    format!(
+                        "One MAIL FROM domain serves all {} regions with ONE MX record ({}); bounces go there first and SES routes them on (AWS SES guide, regions). Do not add an MX per region: more than one MX makes SES verification fail.",
+                        regions.len(),
+                        primary.feedback_host()
+                    ),
+                );
+            }
+        }
+    }
+    match &apex_spf {
+        None if mail_from.is_none() => {}
+        None => say(
+            c::APEX_SPF_NOT_NEEDED,
+            AdviceLevel::Info,
+            format!(
+                "The apex SPF record of {domain} needs no `include:amazonses.com` for SES: with a custom MAIL FROM, receivers check SPF on the MAIL FROM name. Keep the apex SPF for the senders that use the apex (Google Workspace, Microsoft 365, ...)."
+            ),
+        ),
+        Some(parsed) => {
+            if let Some(spf) = &parsed.value {
+                if spf.includes("amazonses.com") {
+                    let level = if mail_from.is_some() { AdviceLevel::Info } else { AdviceLevel::Warning };
+                    say(
+                        c::APEX_SPF_INCLUDE_UNALIGNED,
+                        level,
+                        format!(
+                            "The apex SPF has `include:amazonses.com`: it authorizes SES for {domain} but never aligns SES mail, whose envelope is {}. It can go, saving one of the ten DNS lookups.",
+                            mail_from.as_ref().map(|m| m.to_string()).unwrap_or_else(|| "under amazonses.com".into())
+                        ),
+                    );
+                }
+                let n = spf.direct_lookup_count();
+                if n > 10 {
+                    say(
+                        c::APEX_SPF_LOOKUPS,
+                        AdviceLevel::Warning,
+                        format!("The apex SPF record alone has {n} DNS-querying terms; RFC 7208 allows 10 per check, so receivers return permerror. `ses-dmarc check` counts the includes too."),
+                    );
+                }
+            }
+            let problems: Vec<String> = parsed
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity != ses_dmarc_records::Severity::Info)
+                .map(|d| format!("{} ({})", d.message, d.code))
+                .collect();
+            if !problems.is_empty() {
+                say(c::APEX_SPF_PROBLEMS, AdviceLevel::Warning, format!("The current apex SPF record: {}", problems.join("; ")));
+            }
+        }
+    }
+    if tokens.iter().any(|t| t.is_empty()) {
+        say(
+            c::DKIM_PLACEHOLDERS,
+            AdviceLevel::Warning,
+            "The DKIM names are placeholders: SES makes the three tokens when the identity is created. Get them with `aws sesv2 create-email-identity --email-identity DOMAIN --region REGION` (or `get-email-identity`, DkimAttributes.Tokens; the console shows them under the identity's DKIM tab), then run plan again with `--dkim-token` three times.".replace("DOMAIN", domain.as_str()).replace("REGION", primary.code),
+        );
+    }
+    if regions.len() > 1 {
+        say(
+            c::DKIM_PER_REGION,
+            AdviceLevel::Info,
+            "Each region's identity has its own Easy DKIM tokens and needs its own three CNAMEs, unless the other regions are Deterministic Easy DKIM (DEED) replicas of one parent region: replicas sign with the parent's tokens, so the parent's CNAMEs serve them all. Give tokens per region as `--dkim-token REGION:TOKEN`.".into(),
+        );
+    }
+    if rua.is_empty() {
+        say(
+            c::DMARC_NO_RUA,
+            AdviceLevel::Warning,
+            format!("No `rua`: nobody will send you aggregate reports, so you cannot see what fails before tightening the policy. Add `--rua mailto:dmarc-reports@{domain}` (any mailbox you read, or an address `ses-dmarc reports ingest` reads)."),
+        );
+    }
+    for uri in rua.iter().chain(&ruf) {
+        if let Some(dest) = uri.destination_domain()
+            && dest.organizational_domain() != domain.organizational_domain()
+        {
+            say(
+                c::DMARC_EXTERNAL_RUA,
+                AdviceLevel::Warning,
+                format!(
+                    "Reports for {domain} go to {dest}, another organization: receivers only send them if {dest} publishes TXT `{domain}._report._dmarc.{dest}` = \"v=DMARC1\" (RFC 7489 §7.1). Ask its owner, or reports silently never arrive."
+                ),
+            );
+        }
+    }
+    match policy {
+        Policy::None => say(
+            c::DMARC_START_AT_NONE,
+            AdviceLevel::Info,
+            "p=none is the right start: it asks for reports and changes no delivery. Watch the reports for 2 to 4 weeks until all legitimate mail aligns, then move to quarantine and later reject (`ses-dmarc rollout` says when).".into(),
+        ),
+        p => say(
+            c::DMARC_ENFORCING_EARLY,
+            AdviceLevel::Warning,
+            format!(
+                "p={p} from the start blocks any legitimate sender you have not aligned yet. RFC 9989 §7.4: run p=none for at least a month, then quarantine about as long; a domain that publishes reject must sign with DKIM and not rely on SPF alone."
+            ),
+        ),
+    }
+    let unconfirmed: Vec<&str> = regions.iter().filter(|r| !r.feedback_host_documented).map(|r| r.code).collect();
+    if !unconfirmed.is_empty() {
+        say(
+            c::REGION_UNCONFIRMED,
+            AdviceLevel::Info,
+            format!(
+                "For {} the feedback host and DKIM signing zone follow AWS's pattern for newer regions, not a table AWS published; `aws sesv2 get-email-identity` shows DkimAttributes.SigningHostedZone, the final word.",
+                unconfirmed.join(", ")
+            ),
+        );
+    }
+    say(
+        c::SES_CALL_REQUIRED,
+        AdviceLevel::Warning,
+        "DNS records alone change nothing: SES must be told the MAIL FROM domain (put-email-identity-mail-from-attributes) in every region, or it keeps sending as amazonses.com. DKIM and MAIL FROM verification can take up to 72 hours; then SES gives up (FAILED).".into(),
+    );
+    say(
+        c::SANDBOX_PER_REGION,
+        AdviceLevel::Info,
+        "Sandbox (200 messages a day, verified recipients only) and production access are per region: `aws sesv2 get-account --region REGION` shows ProductionAccessEnabled for each.".into(),
+    );
+
+    let mut ses_calls = Vec::new();
+    for (region, t) in regions.iter().zip(&tokens) {
+        let r = region.code;
+        ses_calls.push(SesCall {
+            region: r,
+            purpose: if t.is_empty() {
+                "create the identity; prints the three DKIM tokens (DkimAttributes.Tokens)".into()
+            } else {
+                "create the identity, if it does not exist yet".into()
+            },
+            command: format!("aws sesv2 create-email-identity --email-identity {domain} --region {r}"),
+        });
+        if let Some(mf) = &mail_from {
+            ses_calls.push(SesCall {
+                region: r,
+                purpose: "set the custom MAIL FROM domain, after the MX and SPF records are published".into(),
+                command: format!(
+                    "aws sesv2 put-email-identity-mail-from-attributes --email-identity {domain} --mail-from-domain {mf} --behavior-on-mx-failure {} --region {r}",
+                    input.behavior_on_mx_failure.api_value()
+                ),
+            });
+        }
+        ses_calls.push(SesCall {
+            region: r,
+            purpose: "watch verification: VerifiedForSendingStatus, DkimAttributes.Status, MailFromAttributes.MailFromDomainStatus".into(),
+            command: format!("aws sesv2 get-email-identity --email-identity {domain} --region {r}"),
+        });
+    }
+
+    Ok(Plan {
+        regions: regions
+            .iter()
+            .zip(&tokens)
+            .map(|(r, t)| PlanRegion {
+                code: r.code,
+                name: r.name,
+                feedback_host: r.feedback_host(),
+                dkim_signing_zone: r.dkim_signing_zone,
+                dkim_tokens_given: !t.is_empty(),
+            })
+            .collect(),
+        domain,
+        mail_from,
+        behavior_on_mx_failure: input.behavior_on_mx_failure,
+        dmarc,
+        records,
+        advice,
+        ses_calls,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(domain: &str, regions: &[&str]) -> PlanInput {
+        PlanInput {
+            domain: domain.into(),
+            regions: regions.iter().map(|s| s.to_string()).collect(),
+            mail_from: Some("mail".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn single_region_plan() {
+        let mut i = input("Example.com", &["us-east-1"]);
+        i.dkim_tokens = vec!["AAAA1111".into(), "bbbb2222".into(), "cccc3333".into()];
+        i.rua = vec!["mailto:dmarc@example.com".into()];
+        let p = plan(&i).unwrap();
+        let lines: Vec<String> =
+            p.records.iter().map(|r| format!("{} {} {}", r.name, r.data.type_name(), r.data.display_value())).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "mail.example.com MX 10 feedback-smtp.us-east-1.amazonses.com",
+                "mail.example.com TXT v=spf1 include:amazonses.com ~all",
+                "aaaa1111._domainkey.example.com CNAME aaaa1111.dkim.amazonses.com",
+                "bbbb2222._domainkey.example.com CNAME bbbb2222.dkim.amazonses.com",
+                "cccc3333._domainkey.example.com CNAME cccc3333.dkim.amazonses.com",
+                "_dmarc.example.com TXT v=DMARC1; p=none; rua=mailto:dmarc@example.com",
+            ]
+        );
+        assert!(!p.has_placeholders());
+        let codes: Vec<&str> = p.advice.iter().map(|a| a.code).collect();
+        assert!(codes.contains(&advice_code::APEX_SPF_NOT_NEEDED));
+        assert!(codes.contains(&advice_code::SES_CALL_REQUIRED));
+        assert!(!codes.contains(&advice_code::DMARC_NO_RUA));
+        assert!(p.ses_calls.iter().any(|c| c.command.contains("put-email-identity-mail-from-attributes --email-identity example.com --mail-from-domain mail.example.com")));
+        assert!(ses_dmarc_records::DmarcRecord::parse(&p.dmarc).diagnostics.is_empty());
+    }
+
+    #[test]
+    fn regional_signing_zone_and_one_mx_for_several_regions() {
+        let mut i = input("example.com", &["eu-south-1", "us-east-1"]);
+        i.dkim_tokens = vec!["us-east-1:t1".into(), "us-east-1:t2".into(), "us-east-1:t3".into()];
+        let p = plan(&i).unwrap();
+        let mx: Vec<_> = p.records.iter().filter(|r| r.purpose == Purpose::MailFromMx).collect();
+        assert_eq!(mx.len(), 1);
+        assert_eq!(mx[0].data.display_value(), "10 feedback-smtp.eu-south-1.amazonses.com");
+        let cnames: Vec<_> = p.records.iter().filter(|r| r.purpose == Purpose::DkimCname).collect();
+        assert_eq!(cnames.len(), 6);
+        assert!(cnames[0].placeholder && cnames[0].data.display_value().ends_with(".dkim.eu-south-1.amazonses.com"));
+        assert_eq!(cnames[3].data.display_value(), "t1.dkim.amazonses.com");
+        assert!(p.advice.iter().any(|a| a.code == advice_code::ONE_MX_SERVES_REGIONS));
+        assert!(p.advice.iter().any(|a| a.code == advice_code::DKIM_PLACEHOLDERS));
+    }
+
+    #[test]
+    fn bad_inputs_say_what_to_type() {
+        let e = plan(&input("example", &["us-east-1"])).unwrap_err();
+        assert!(e.to_string().contains("example.com"), "{e}");
+        let e = plan(&input("example.notatld", &["us-east-1"])).unwrap_err();
+        assert!(matches!(e, PlanError::UnknownSuffix { .. }), "{e}");
+        assert!(matches!(plan(&input("co.uk", &["us-east-1"])).unwrap_err(), PlanError::PublicSuffix { .. }));
+        let e = plan(&input("example.com", &["us-east1"])).unwrap_err();
+        assert!(e.to_string().contains("did you mean us-east-1"), "{e}");
+        assert_eq!(plan(&input("example.com", &[])).unwrap_err(), PlanError::NoRegion);
+        let mut i = input("example.com", &["us-east-1"]);
+        i.mail_from = Some("example.com".into());
+        assert!(plan(&i).unwrap_err().to_string().contains("--mail-from mail"));
+        i.mail_from = Some("bounce.example.org".into());
+        assert!(matches!(plan(&i).unwrap_err(), PlanError::MailFrom(MailFromError::NotSubdomain { .. })));
+        let mut i = input("example.com", &["us-east-1"]);
+        i.rua = vec!["dmarc@example.com".into()];
+        assert!(plan(&i).unwrap_err().to_string().contains("mailto:dmarc@example.com"));
+        let mut i = input("example.com", &["us-east-1"]);
+        i.dkim_tokens = vec!["abc".into()];
+        assert!(matches!(plan(&i).unwrap_err(), PlanError::DkimTokenCount { count: 1, .. }));
+        i.dkim_tokens = vec!["eu-west-1:abc".into()];
+        assert!(matches!(plan(&i).unwrap_err(), PlanError::DkimTokenRegion(_)));
+        i.dkim_tokens = vec!["a_b".into(), "c".into(), "d".into()];
+        assert!(matches!(plan(&i).unwrap_err(), PlanError::DkimToken { .. }));
+    }
+
+    #[test]
+    fn apex_spf_advice() {
+        let mut i = input("example.com", &["us-east-1"]);
+        i.current_apex_spf = Some("v=spf1 include:_spf.google.com include:amazonses.com ~all".into());
+        let p = plan(&i).unwrap();
+        assert!(p.advice.iter().any(|a| a.code == advice_code::APEX_SPF_INCLUDE_UNALIGNED));
+        i.current_apex_spf = Some("not spf".into());
+        assert_eq!(plan(&i).unwrap_err(), PlanError::ApexSpfNotSpf);
+        let many = (0..11).map(|n| format!("include:s{n}.example.net")).collect::<Vec<_>>().join(" ");
+        i.current_apex_spf = Some(format!("v=spf1 {many} -all"));
+        assert!(plan(&i).unwrap().advice.iter().any(|a| a.code == advice_code::APEX_SPF_LOOKUPS));
+    }
+
+    #[test]
+    fn external_report_destination() {
+        let mut i = input("example.com", &["us-east-1"]);
+        i.rua = vec!["mailto:x@reports.vendor.net".into()];
+        let p = plan(&i).unwrap();
+        let a = p.advice.iter().find(|a| a.code == advice_code::DMARC_EXTERNAL_RUA).unwrap();
+        assert!(a.message.contains("example.com._report._dmarc.reports.vendor.net"));
+    }
+}

@@ -1,0 +1,137 @@
+//! Every SES region with its feedback (MAIL FROM MX) host and Easy DKIM signing zone.
+//!
+//! Sources (see shared knowledge `ses.md`): the AWS SES developer guide's 2023 region table
+//! (feedback endpoints; region-specific DKIM zones for af-south-1, ap-northeast-3,
+//! eu-south-1) and, for regions added later, the SES v2 region enum plus public Terraform
+//! modules citing the AWS General Reference. The SES v2 API's
+//! `DkimAttributes.SigningHostedZone` is the final word when it is available.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Region {
+    pub code: &'static str,
+    pub name: &'static str,
+    /// Zone under which Easy DKIM CNAMEs point: `<token>.<zone>`.
+    pub dkim_signing_zone: &'static str,
+    /// Whether AWS's own text lists the region's feedback endpoint; `false` means the
+    /// `feedback-smtp.<region>.amazonses.com` pattern is assumed.
+    pub feedback_host_documented: bool,
+}
+
+impl Region {
+    /// The MAIL FROM MX target: `feedback-smtp.<region>.amazonses.com`.
+    pub fn feedback_host(&self) -> String {
+        format!("feedback-smtp.{}.amazonses.com", self.code)
+    }
+}
+
+const fn region(code: &'static str, name: &'static str, dkim_signing_zone: &'static str, documented: bool) -> Region {
+    Region { code, name, dkim_signing_zone, feedback_host_documented: documented }
+}
+
+const GLOBAL_DKIM: &str = "dkim.amazonses.com";
+
+pub const REGIONS: &[Region] = &[
+    region("us-east-1", "US East (N. Virginia)", GLOBAL_DKIM, true),
+    region("us-east-2", "US East (Ohio)", GLOBAL_DKIM, true),
+    region("us-west-1", "US West (N. California)", GLOBAL_DKIM, true),
+    region("us-west-2", "US West (Oregon)", GLOBAL_DKIM, true),
+    region("af-south-1", "Africa (Cape Town)", "dkim.af-south-1.amazonses.com", true),
+    region("ap-south-1", "Asia Pacific (Mumbai)", GLOBAL_DKIM, true),
+    region("ap-south-2", "Asia Pacific (Hyderabad)", "dkim.ap-south-2.amazonses.com", false),
+    region("ap-northeast-1", "Asia Pacific (Tokyo)", GLOBAL_DKIM, true),
+    region("ap-northeast-2", "Asia Pacific (Seoul)", GLOBAL_DKIM, true),
+    region("ap-northeast-3", "Asia Pacific (Osaka)", "dkim.ap-northeast-3.amazonses.com", true),
+    region("ap-southeast-1", "Asia Pacific (Singapore)", GLOBAL_DKIM, true),
+    region("ap-southeast-2", "Asia Pacific (Sydney)", GLOBAL_DKIM, true),
+    region("ap-southeast-3", "Asia Pacific (Jakarta)", "dkim.ap-southeast-3.amazonses.com", false),
+    region("ap-southeast-5", "Asia Pacific (Malaysia)", "dkim.ap-southeast-5.amazonses.com", false),
+    region("ca-central-1", "Canada (Central)", GLOBAL_DKIM, true),
+    region("ca-west-1", "Canada West (Calgary)", "dkim.ca-west-1.amazonses.com", false),
+    region("eu-central-1", "Europe (Frankfurt)", GLOBAL_DKIM, true),
+    region("eu-central-2", "Europe (Zurich)", "dkim.eu-central-2.amazonses.com", false),
+    region("eu-west-1", "Europe (Ireland)", GLOBAL_DKIM, true),
+    region("eu-west-2", "Europe (London)", GLOBAL_DKIM, true),
+    region("eu-west-3", "Europe (Paris)", GLOBAL_DKIM, true),
+    region("eu-south-1", "Europe (Milan)", "dkim.eu-south-1.amazonses.com", true),
+    region("eu-north-1", "Europe (Stockholm)", GLOBAL_DKIM, true),
+    region("il-central-1", "Israel (Tel Aviv)", "dkim.il-central-1.amazonses.com", false),
+    region("me-south-1", "Middle East (Bahrain)", GLOBAL_DKIM, true),
+    region("me-central-1", "Middle East (UAE)", "dkim.me-central-1.amazonses.com", false),
+    region("sa-east-1", "South America (São Paulo)", GLOBAL_DKIM, true),
+    region("us-gov-west-1", "AWS GovCloud (US-West)", GLOBAL_DKIM, true),
+    region("us-gov-east-1", "AWS GovCloud (US-East)", "dkim.us-gov-east-1.amazonses.com", false),
+];
+
+/// Looks a region up by code, case-insensitively.
+pub fn find(code: &str) -> Option<&'static Region> {
+    let code = code.trim();
+    REGIONS.iter().find(|r| r.code.eq_ignore_ascii_case(code))
+}
+
+/// The region a feedback host names, if it is `feedback-smtp.<region>.amazonses.com` and
+/// the region exists. `Err(label)` when the host has the SES shape but the region is not
+/// one SES has (a typo).
+pub fn region_of_feedback_host(host: &str) -> Option<Result<&'static Region, String>> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let middle = host.strip_prefix("feedback-smtp.")?.strip_suffix(".amazonses.com")?;
+    if middle.contains('.') || middle.is_empty() {
+        return Some(Err(middle.to_string()));
+    }
+    Some(find(middle).ok_or_else(|| middle.to_string()))
+}
+
+/// The region codes closest to a mistyped one, for "did you mean" messages.
+pub fn suggest(code: &str) -> Vec<&'static str> {
+    let code = code.trim().to_ascii_lowercase();
+    let mut scored: Vec<(usize, &'static str)> = REGIONS.iter().map(|r| (edit_distance(&code, r.code), r.code)).collect();
+    scored.sort();
+    scored.into_iter().take_while(|(d, _)| *d <= 3).take(3).map(|(_, c)| c).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        assert_eq!(REGIONS.len(), 29);
+        for r in REGIONS {
+            assert!(r.dkim_signing_zone.ends_with("amazonses.com"));
+            assert_eq!(find(r.code), Some(r));
+            assert_eq!(region_of_feedback_host(&r.feedback_host()), Some(Ok(r)));
+        }
+        let codes: std::collections::HashSet<_> = REGIONS.iter().map(|r| r.code).collect();
+        assert_eq!(codes.len(), REGIONS.len());
+    }
+
+    #[test]
+    fn dkim_zones() {
+        assert_eq!(find("us-east-1").unwrap().dkim_signing_zone, "dkim.amazonses.com");
+        assert_eq!(find("eu-south-1").unwrap().dkim_signing_zone, "dkim.eu-south-1.amazonses.com");
+        assert_eq!(find("EU-WEST-1").unwrap().feedback_host(), "feedback-smtp.eu-west-1.amazonses.com");
+    }
+
+    #[test]
+    fn feedback_hosts() {
+        assert_eq!(region_of_feedback_host("feedback-smtp.us-east-7.amazonses.com."), Some(Err("us-east-7".into())));
+        assert_eq!(region_of_feedback_host("mx.example.com"), None);
+        assert_eq!(suggest("us-east1")[0], "us-east-1");
+        assert_eq!(suggest("eu-wset-1")[0], "eu-west-1");
+        assert!(suggest("completely-wrong-name").is_empty());
+    }
+}
