@@ -18,8 +18,13 @@ pub fn findings_markdown() -> String {
          `info` (worth knowing), `unknown` (a DNS answer needed for the check could not be had).\n\
          Codes are stable: scripts may match on them.\n",
     );
-    for group in [RecordGroup::MailFrom, RecordGroup::Dkim, RecordGroup::Dmarc, RecordGroup::Spf, RecordGroup::AnyRecord] {
-        out.push_str(&format!("\n## {}\n\n| code | severity | what | why | fix |\n|---|---|---|---|---|\n", group.title()));
+    for group in
+        [RecordGroup::MailFrom, RecordGroup::Dkim, RecordGroup::Dmarc, RecordGroup::Spf, RecordGroup::AnyRecord]
+    {
+        out.push_str(&format!(
+            "\n## {}\n\n| code | severity | what | why | fix |\n|---|---|---|---|---|\n",
+            group.title()
+        ));
         for f in FINDINGS.iter().filter(|f| f.group == group) {
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} | {} |\n",

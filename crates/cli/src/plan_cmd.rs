@@ -39,7 +39,9 @@ pub enum MxFailureArg {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example: ses-dmarc plan example.com --region us-east-1 --mail-from mail --rua mailto:dmarc@example.com")]
+#[command(
+    after_help = "Example: ses-dmarc plan example.com --region us-east-1 --mail-from mail --rua mailto:dmarc@example.com"
+)]
 pub struct PlanArgs {
     /// The domain you send from (the From: header's domain), e.g. example.com.
     pub domain: String,
@@ -106,7 +108,9 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             if left_out > 0 {
                 style::warning(
                     &mut std::io::stderr(),
-                    &format!("{left_out} DKIM record(s) left out: no --dkim-token given for their region (the tokens come from SES)"),
+                    &format!(
+                        "{left_out} DKIM record(s) left out: no --dkim-token given for their region (the tokens come from SES)"
+                    ),
                 );
             }
             format!("{}\n", serde_json::to_string_pretty(&batch)?)
@@ -129,12 +133,14 @@ fn json(plan: &Plan) -> anyhow::Result<String> {
 
 fn table(plan: &Plan, s: Style) -> String {
     let regions: Vec<&str> = plan.regions.iter().map(|r| r.code).collect();
-    let mut out = format!("{}\n\n", s.bold(&format!("DNS records for {} (Amazon SES {})", plan.domain, regions.join(", "))));
+    let mut out =
+        format!("{}\n\n", s.bold(&format!("DNS records for {} (Amazon SES {})", plan.domain, regions.join(", "))));
     let name_w = plan.records.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     out.push_str(&format!("  {:<name_w$}  {:<5}  {}\n", s.dim("NAME"), s.dim("TYPE"), s.dim("VALUE")));
     let pad = |text: &str, w: usize| format!("{text:<w$}");
     for r in &plan.records {
-        let mut line = format!("  {}  {}  {}", pad(&r.name, name_w), pad(r.data.type_name(), 5), r.data.display_value());
+        let mut line =
+            format!("  {}  {}  {}", pad(&r.name, name_w), pad(r.data.type_name(), 5), r.data.display_value());
         if r.placeholder {
             line = s.yellow(&format!("{line}   (placeholder)"));
         }

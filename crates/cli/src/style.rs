@@ -35,7 +35,6 @@ impl Style {
     pub fn yellow(self, text: &str) -> String {
         self.paint("33", text)
     }
-
 }
 
 fn colour_allowed() -> bool {

@@ -94,7 +94,10 @@ impl StubClient {
                 n
             }
             Err(e) => {
-                return Answer { outcome: Outcome::Failed(Failure::Malformed(format!("bad name `{name}`: {e}"))), cname_chain: vec![] };
+                return Answer {
+                    outcome: Outcome::Failed(Failure::Malformed(format!("bad name `{name}`: {e}"))),
+                    cname_chain: vec![],
+                };
             }
         };
         let mut last = Failure::Timeout;

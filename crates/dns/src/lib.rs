@@ -56,7 +56,10 @@ pub enum Rdata {
     Aaaa(Ipv6Addr),
     /// A name (CNAME target, PTR, NS): lower case, no trailing dot.
     Name(String),
-    Mx { preference: u16, exchange: String },
+    Mx {
+        preference: u16,
+        exchange: String,
+    },
     /// A TXT record's character-strings, as bytes.
     Txt(Vec<Vec<u8>>),
 }

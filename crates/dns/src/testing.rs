@@ -50,7 +50,11 @@ struct FaultyCatalog {
 
 #[async_trait::async_trait]
 impl RequestHandler for FaultyCatalog {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let (fault, delay) = {
             let faults = self.faults.read().unwrap_or_else(|e| e.into_inner());
@@ -134,9 +138,13 @@ impl TestServer {
             let (name, records) = Parser::new(SOA_NS, None, Some(Name::root()))
                 .parse()
                 .map_err(|e| TestServerError::Zone { origin: ".".into(), message: e.to_string() })?;
-            let handler =
-                InMemoryZoneHandler::<TokioRuntimeProvider>::new(name.clone(), records, ZoneType::Primary, AxfrPolicy::Deny)
-                    .map_err(|message| TestServerError::Zone { origin: ".".into(), message })?;
+            let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+                name.clone(),
+                records,
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            )
+            .map_err(|message| TestServerError::Zone { origin: ".".into(), message })?;
             catalog.upsert(name.into(), vec![Arc::new(handler)]);
         }
         let faults = Arc::new(RwLock::new(Faults::default()));

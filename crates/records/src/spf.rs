@@ -983,7 +983,7 @@ mod tests {
     fn macros_round_trip() {
         for m in ["%{d}", "%{ir}.%{v}._spf.%{d2}", "%{L5r-.}x.com", "a%%b%_c%-d.%{h}", "%{o}"] {
             let ms = MacroString::parse(m, false).unwrap();
-            assert_eq!(ms.to_string(), m.replace("L5r-.", "L5r-."));
+            assert_eq!(ms.to_string(), m);
         }
         assert!(MacroString::parse("%{d0}", false).is_err());
         assert!(MacroString::parse("%{d", false).is_err());

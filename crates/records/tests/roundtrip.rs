@@ -71,7 +71,13 @@ fn domain_spec(exp: bool) -> impl Strategy<Value = MacroString> {
             normalize(parts)
         }),
         (prop::collection::vec(macro_part(exp), 0..4), macro_letter(exp)).prop_map(|(mut parts, letter)| {
-            parts.push(MacroPart::Macro(Macro { letter, url_escape: false, digits: None, reverse: false, delimiters: String::new() }));
+            parts.push(MacroPart::Macro(Macro {
+                letter,
+                url_escape: false,
+                digits: None,
+                reverse: false,
+                delimiters: String::new(),
+            }));
             normalize(parts)
         }),
     ]
@@ -88,8 +94,10 @@ fn mechanism() -> impl Strategy<Value = Mechanism> {
         (prop::option::of(domain_spec(false)), dual_cidr()).prop_map(|(domain, cidr)| Mechanism::A { domain, cidr }),
         (prop::option::of(domain_spec(false)), dual_cidr()).prop_map(|(domain, cidr)| Mechanism::Mx { domain, cidr }),
         prop::option::of(domain_spec(false)).prop_map(Mechanism::Ptr),
-        (any::<[u8; 4]>(), prop::option::of(0u8..=32)).prop_map(|(a, prefix)| Mechanism::Ip4 { addr: a.into(), prefix }),
-        (any::<[u8; 16]>(), prop::option::of(0u8..=128)).prop_map(|(a, prefix)| Mechanism::Ip6 { addr: a.into(), prefix }),
+        (any::<[u8; 4]>(), prop::option::of(0u8..=32))
+            .prop_map(|(a, prefix)| Mechanism::Ip4 { addr: a.into(), prefix }),
+        (any::<[u8; 16]>(), prop::option::of(0u8..=128))
+            .prop_map(|(a, prefix)| Mechanism::Ip6 { addr: a.into(), prefix }),
         domain_spec(false).prop_map(Mechanism::Exists),
     ]
 }
@@ -120,9 +128,8 @@ fn alignment() -> impl Strategy<Value = AlignmentMode> {
 
 fn report_uris() -> impl Strategy<Value = Vec<ReportUri>> {
     prop::collection::vec(
-        ("[a-z0-9.+_-]{1,10}", hostname(), prop::option::of("[1-9][0-9]{0,3}[kmgt]?")).prop_map(|(local, host, size_limit)| {
-            ReportUri { uri: format!("mailto:{local}@{host}"), size_limit }
-        }),
+        ("[a-z0-9.+_-]{1,10}", hostname(), prop::option::of("[1-9][0-9]{0,3}[kmgt]?"))
+            .prop_map(|(local, host, size_limit)| ReportUri { uri: format!("mailto:{local}@{host}"), size_limit }),
         0..3,
     )
 }

@@ -50,9 +50,13 @@ impl MxFailureBehavior {
 pub enum PlanError {
     #[error("`{input}` is not a domain name: {reason}")]
     Domain { input: String, reason: String },
-    #[error("`{domain}` does not end in a top-level domain on the public suffix list (`.{suffix}`); check the spelling")]
+    #[error(
+        "`{domain}` does not end in a top-level domain on the public suffix list (`.{suffix}`); check the spelling"
+    )]
     UnknownSuffix { domain: String, suffix: String },
-    #[error("`{domain}` is a public suffix, not a domain someone registers; give your own domain such as example.{domain}")]
+    #[error(
+        "`{domain}` is a public suffix, not a domain someone registers; give your own domain such as example.{domain}"
+    )]
     PublicSuffix { domain: String },
     #[error("no region given: add `--region us-east-1` (the SES region you send from)")]
     NoRegion,
@@ -353,7 +357,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     });
 
     let mut advice = Vec::new();
-    let mut say = |code: &'static str, level: AdviceLevel, message: String| advice.push(Advice { code, level, message });
+    let mut say =
+        |code: &'static str, level: AdviceLevel, message: String| advice.push(Advice { code, level, message });
     use advice_code as c;
     match &mail_from {
         None => say(
@@ -379,7 +384,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             say(
                 c::MAIL_FROM_NOT_FOR_RECEIVING,
                 AdviceLevel::Info,
-                format!("{mf} must not receive mail of its own: its only MX is SES's feedback endpoint, and no other MX, TXT or CNAME may sit at that name."),
+                format!(
+                    "{mf} must not receive mail of its own: its only MX is SES's feedback endpoint, and no other MX, TXT or CNAME may sit at that name."
+                ),
             );
             if regions.len() > 1 {
                 say(
@@ -421,7 +428,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                     say(
                         c::APEX_SPF_LOOKUPS,
                         AdviceLevel::Warning,
-                        format!("The apex SPF record alone has {n} DNS-querying terms; RFC 7208 allows 10 per check, so receivers return permerror. `ses-dmarc check` counts the includes too."),
+                        format!(
+                            "The apex SPF record alone has {n} DNS-querying terms; RFC 7208 allows 10 per check, so receivers return permerror. `ses-dmarc check` counts the includes too."
+                        ),
                     );
                 }
             }
@@ -432,7 +441,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 .map(|d| format!("{} ({})", d.message, d.code))
                 .collect();
             if !problems.is_empty() {
-                say(c::APEX_SPF_PROBLEMS, AdviceLevel::Warning, format!("The current apex SPF record: {}", problems.join("; ")));
+                say(
+                    c::APEX_SPF_PROBLEMS,
+                    AdviceLevel::Warning,
+                    format!("The current apex SPF record: {}", problems.join("; ")),
+                );
             }
         }
     }
@@ -454,7 +467,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         say(
             c::DMARC_NO_RUA,
             AdviceLevel::Warning,
-            format!("No `rua`: nobody will send you aggregate reports, so you cannot see what fails before tightening the policy. Add `--rua mailto:dmarc-reports@{domain}` (any mailbox you read, or an address `ses-dmarc reports ingest` reads)."),
+            format!(
+                "No `rua`: nobody will send you aggregate reports, so you cannot see what fails before tightening the policy. Add `--rua mailto:dmarc-reports@{domain}` (any mailbox you read, or an address `ses-dmarc reports ingest` reads)."
+            ),
         );
     }
     for uri in rua.iter().chain(&ruf) {
@@ -594,7 +609,9 @@ mod tests {
         assert!(codes.contains(&advice_code::APEX_SPF_NOT_NEEDED));
         assert!(codes.contains(&advice_code::SES_CALL_REQUIRED));
         assert!(!codes.contains(&advice_code::DMARC_NO_RUA));
-        assert!(p.ses_calls.iter().any(|c| c.command.contains("put-email-identity-mail-from-attributes --email-identity example.com --mail-from-domain mail.example.com")));
+        assert!(p.ses_calls.iter().any(|c| c.command.contains(
+            "put-email-identity-mail-from-attributes --email-identity example.com --mail-from-domain mail.example.com"
+        )));
         assert!(ses_dmarc_records::DmarcRecord::parse(&p.dmarc).diagnostics.is_empty());
     }
 

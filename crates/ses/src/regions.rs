@@ -85,7 +85,8 @@ pub fn region_of_feedback_host(host: &str) -> Option<Result<&'static Region, Str
 /// The region codes closest to a mistyped one, for "did you mean" messages.
 pub fn suggest(code: &str) -> Vec<&'static str> {
     let code = code.trim().to_ascii_lowercase();
-    let mut scored: Vec<(usize, &'static str)> = REGIONS.iter().map(|r| (edit_distance(&code, r.code), r.code)).collect();
+    let mut scored: Vec<(usize, &'static str)> =
+        REGIONS.iter().map(|r| (edit_distance(&code, r.code), r.code)).collect();
     scored.sort();
     scored.into_iter().take_while(|(d, _)| *d <= 3).take(3).map(|(_, c)| c).collect()
 }

@@ -19,7 +19,9 @@ fn zone_rdata(data: &RecordData) -> String {
 
 fn section_title(record: &PlannedRecord) -> String {
     match record.purpose {
-        Purpose::MailFromMx | Purpose::MailFromSpf => format!("custom MAIL FROM {}: bounces go to SES, SPF authorizes SES", record.name),
+        Purpose::MailFromMx | Purpose::MailFromSpf => {
+            format!("custom MAIL FROM {}: bounces go to SES, SPF authorizes SES", record.name)
+        }
         Purpose::DkimCname => format!("Easy DKIM, {}", record.region.unwrap_or("")),
         Purpose::Dmarc => "DMARC policy".to_string(),
     }
@@ -46,7 +48,9 @@ pub fn zone(plan: &Plan) -> String {
         }
     }
     if plan.has_placeholders() {
-        out.push_str("; The commented DKIM lines hold placeholders: run plan again with --dkim-token (three per region).\n");
+        out.push_str(
+            "; The commented DKIM lines hold placeholders: run plan again with --dkim-token (three per region).\n",
+        );
     }
     out
 }
@@ -86,7 +90,8 @@ pub fn route53_change_batch(plan: &Plan) -> (Value, usize) {
 
 /// A Terraform identifier from free text.
 fn ident(text: &str) -> String {
-    let mut s: String = text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut s: String =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     if !s.starts_with(|c: char| c.is_ascii_alphabetic()) {
         s.insert(0, '_');
     }
@@ -150,7 +155,14 @@ pub fn terraform(plan: &Plan) -> String {
         match (&r.purpose, &r.data) {
             (Purpose::MailFromMx, RecordData::Mx { preference, exchange }) => {
                 let n = format!("{d}_mail_from_mx");
-                out.push_str(&record(&n, &hcl_string(&r.name), "MX", r.ttl, &hcl_string(&format!("{preference} {exchange}")), ""));
+                out.push_str(&record(
+                    &n,
+                    &hcl_string(&r.name),
+                    "MX",
+                    r.ttl,
+                    &hcl_string(&format!("{preference} {exchange}")),
+                    "",
+                ));
                 mail_from_deps.push(format!("aws_route53_record.{n}"));
             }
             (Purpose::MailFromSpf, RecordData::Txt { text }) => {
@@ -230,7 +242,10 @@ mod tests {
         assert_eq!(batch["Changes"].as_array().unwrap().len(), 3);
         let (batch, left_out) = route53_change_batch(&sample(true));
         assert_eq!(left_out, 0);
-        assert_eq!(batch["Changes"][1]["ResourceRecordSet"]["ResourceRecords"][0]["Value"], "\"v=spf1 include:amazonses.com ~all\"");
+        assert_eq!(
+            batch["Changes"][1]["ResourceRecordSet"]["ResourceRecords"][0]["Value"],
+            "\"v=spf1 include:amazonses.com ~all\""
+        );
     }
 
     #[test]
