@@ -8,10 +8,30 @@
 //! zone files and injects faults per name.
 
 mod client;
+mod memory;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use client::{ClientError, StubClient, system_nameservers};
+pub use client::{ClientError, StubClient, parse_nameserver, system_nameservers};
+pub use memory::{MemoryResolver, NoFallback, ZoneError};
+
+/// Anything that answers DNS questions: the live client, zone files in memory, a recorded
+/// snapshot.
+pub trait Resolver: Send + Sync {
+    fn lookup(&self, name: &str, rtype: RecordType) -> impl std::future::Future<Output = Answer> + Send;
+}
+
+impl Resolver for StubClient {
+    async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
+        StubClient::lookup(self, name, rtype).await
+    }
+}
+
+impl<R: Resolver> Resolver for &R {
+    async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
+        (**self).lookup(name, rtype).await
+    }
+}
 
 use serde::Serialize;
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -86,7 +86,7 @@ codes! {
     SPF_UNKNOWN_MECHANISM = "spf-unknown-mechanism", Error, "A mechanism name RFC 7208 does not define (a typo such as `inlcude`); receivers return permerror.";
     SPF_INVALID_IP = "spf-invalid-ip", Error, "An `ip4`/`ip6` address or CIDR prefix length is malformed or out of range.";
     SPF_INVALID_DOMAIN_SPEC = "spf-invalid-domain-spec", Error, "A domain-spec is empty, has an invalid macro, or does not end in a valid top label.";
-    SPF_INVALID_MACRO = "spf-invalid-macro", Error, "A `%` macro is malformed, or uses `c`, `r` or `t` outside `exp=`.";
+    SPF_INVALID_MACRO = "spf-invalid-macro", Error, "A `%` macro is malformed, or uses `c`, `r` or `t` outside explanation text.";
     SPF_DUPLICATE_MODIFIER = "spf-duplicate-modifier", Error, "`redirect=` or `exp=` appears more than once; RFC 7208 §6 makes that a permerror.";
     SPF_PTR = "spf-ptr", Warning, "The `ptr` mechanism is deprecated (RFC 7208 §5.5): slow, unreliable, and some receivers ignore it.";
     SPF_PERMISSIVE_ALL = "spf-permissive-all", Warning, "`+all` authorizes every host on the Internet; `?all` says nothing. Use `~all` or `-all`.";

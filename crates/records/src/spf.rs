@@ -230,8 +230,18 @@ impl MacroString {
         Some(self.0.iter().map(|p| if let MacroPart::Literal(s) = p { s.as_str() } else { "" }).collect())
     }
 
-    /// Parses a macro-string. `exp` allows the `c`, `r` and `t` letters.
+    /// Parses a macro-string. `exp` allows the `c`, `r` and `t` letters (explanation text).
     pub fn parse(text: &str, exp: bool) -> Result<Self, MacroError> {
+        Self::parse_inner(text, exp, false)
+    }
+
+    /// Parses the TXT text an `exp=` points to: an explain-string, macros (including `c`,
+    /// `r`, `t`) and spaces (RFC 7208 §6.2).
+    pub fn parse_explain_string(text: &str) -> Result<Self, MacroError> {
+        Self::parse_inner(text, true, true)
+    }
+
+    fn parse_inner(text: &str, exp: bool, spaces: bool) -> Result<Self, MacroError> {
         let mut parts: Vec<MacroPart> = Vec::new();
         let mut literal = String::new();
         let bytes = text.as_bytes();
@@ -276,7 +286,7 @@ impl MacroString {
                     parts.push(MacroPart::Literal(std::mem::take(&mut literal)));
                 }
                 parts.push(part);
-            } else if (0x21..=0x7e).contains(&b) {
+            } else if (0x21..=0x7e).contains(&b) || (spaces && b == b' ') {
                 literal.push(b as char);
                 i += 1;
             } else {
@@ -354,7 +364,7 @@ fn parse_macro_expand(text: &str, start: usize, exp: bool) -> Result<(Macro, usi
         return Err(err(i, format!("`{letter_char}` is not a macro letter (s l o d i p h v, and c r t in exp=)")));
     };
     if letter.exp_only() && !exp {
-        return Err(err(i, format!("the macro letter `{letter_char}` may only be used in `exp=`")));
+        return Err(err(i, format!("the macro letter `{letter_char}` may only be used in explanation text")));
     }
     i += 1;
     let digits_start = i;
@@ -632,7 +642,7 @@ fn parse_term(token: &str, offset: usize) -> Result<Term, Diagnostic> {
         let lower = name.to_ascii_lowercase();
         let modifier = match lower.as_str() {
             "redirect" => Modifier::Redirect(domain_spec(value, value_span)?),
-            "exp" => Modifier::Exp(domain_spec_in(value, value_span, true)?),
+            "exp" => Modifier::Exp(domain_spec(value, value_span)?),
             _ => {
                 let value = MacroString::parse(value, false).map_err(|e| {
                     syntax(code::SPF_INVALID_MACRO, value_span.clone(), format!("in modifier `{name}`: {}", e.message))
@@ -732,11 +742,7 @@ fn parse_term(token: &str, offset: usize) -> Result<Term, Diagnostic> {
 }
 
 fn domain_spec(text: &str, span: Range<usize>) -> Result<MacroString, Diagnostic> {
-    domain_spec_in(text, span, false)
-}
-
-fn domain_spec_in(text: &str, span: Range<usize>, exp: bool) -> Result<MacroString, Diagnostic> {
-    MacroString::parse_domain_spec(text, exp).map_err(|e| {
+    MacroString::parse_domain_spec(text, false).map_err(|e| {
         let code = if e.message.contains("macro") || e.message.contains('%') {
             code::SPF_INVALID_MACRO
         } else {
@@ -938,7 +944,8 @@ mod tests {
         assert_eq!(codes("v=spf1 include:foo.1 -all"), vec![code::SPF_INVALID_DOMAIN_SPEC]);
         assert_eq!(codes("v=spf1 include:%{x}.com -all"), vec![code::SPF_INVALID_MACRO]);
         assert_eq!(codes("v=spf1 exists:%{c}.x.com -all"), vec![code::SPF_INVALID_MACRO]);
-        assert!(codes("v=spf1 -all exp=%{c}.example.com").is_empty());
+        assert_eq!(codes("v=spf1 -all exp=%{c}.example.com"), vec![code::SPF_INVALID_MACRO]);
+        assert!(MacroString::parse_explain_string("Connections from %{c} not authorized.").is_ok());
         assert_eq!(codes("v=spf1 include -all"), vec![code::SPF_SYNTAX]);
         assert_eq!(codes("v=spf1 all:x"), vec![code::SPF_SYNTAX, code::SPF_NO_ALL]);
         assert_eq!(codes("v=spf1 -redirect=x.com"), vec![code::SPF_SYNTAX, code::SPF_NO_ALL]);

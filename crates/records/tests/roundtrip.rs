@@ -112,7 +112,7 @@ fn term() -> impl Strategy<Value = Term> {
     prop_oneof![
         6 => (qualifier, mechanism()).prop_map(|(qualifier, mechanism)| Term::Directive(Directive { qualifier, mechanism })),
         1 => domain_spec(false).prop_map(|d| Term::Modifier(Modifier::Redirect(d))),
-        1 => domain_spec(true).prop_map(|d| Term::Modifier(Modifier::Exp(d))),
+        1 => domain_spec(false).prop_map(|d| Term::Modifier(Modifier::Exp(d))),
         1 => ("x[a-z0-9_.-]{0,6}", prop::collection::vec(macro_part(false), 0..3))
             .prop_map(|(name, parts)| Term::Modifier(Modifier::Unknown { name, value: normalize(parts) })),
     ]

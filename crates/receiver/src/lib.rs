@@ -1,0 +1,7 @@
+//! What a receiving mail server concludes. So far: SPF `check_host()` with a full trace.
+//! Pure logic over a [`ses_dmarc_dns::Resolver`]: the resolver decides where answers come
+//! from (live DNS, zone files, a test double).
+
+pub mod spf;
+
+pub use spf::{SpfCheck, SpfInput, SpfResult, check_mail_from};
