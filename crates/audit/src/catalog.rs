@@ -110,6 +110,10 @@ findings! {
         "The MAIL FROM domain is not under the From domain",
         "SES requires the MAIL FROM domain to be a subdomain of the verified identity, and DMARC aligns SPF only within the same organizational domain.",
         "Choose a name under the domain, such as mail.<domain>.";
+    MAIL_FROM_NOT_CHECKED = "mail-from-not-checked", Info, MailFrom,
+        "Custom MAIL FROM not checked",
+        "Which MAIL FROM name SES uses is set in SES, not visible in DNS; without it the MAIL FROM records were not checked and SPF alignment of SES mail is unknown.",
+        "Pass `--mail-from LABEL` (for example `--mail-from mail`).";
     MAIL_FROM_IS_FROM_DOMAIN = "mail-from-is-from-domain", Error, MailFrom,
         "The MAIL FROM domain is the From domain itself",
         "SES refuses the identity's own domain as MAIL FROM: its MX must point to SES, which would take over the domain's incoming mail.",
@@ -126,10 +130,22 @@ findings! {
         "The DKIM key record behind a selector is invalid",
         "Verifiers could not use the key: not valid base64, not a key of the stated type, missing `p=`, or a syntax error, so every signature with this selector fails.",
         "Publish the key exactly as SES or your signer gives it.";
-    DKIM_KEY_WEAK = "dkim-key-weak", Warning, Dkim,
-        "A weak DKIM key",
-        "An RSA key under 1024 bits is rejected by verifiers (RFC 8301); 1024 bits is accepted but 2048 is recommended, and SES uses 2048 by default.",
+    DKIM_KEY_WEAK = "dkim-key-weak", Error, Dkim,
+        "A DKIM key under 1024 bits",
+        "RFC 8301 makes verifiers reject RSA keys under 1024 bits: every signature with this selector fails.",
         "Use a 2048-bit key (SES: set the signing key length to RSA_2048_BIT).";
+    DKIM_KEY_1024 = "dkim-key-1024", Info, Dkim,
+        "A 1024-bit DKIM key",
+        "Accepted by verifiers, but RFC 8301 recommends 2048 bits and SES uses 2048 by default.",
+        "Move to a 2048-bit key (SES: PutEmailIdentityDkimSigningAttributes with RSA_2048_BIT).";
+    DKIM_SELECTOR_MISSING = "dkim-selector-missing", Error, Dkim,
+        "No DKIM key at a selector",
+        "A selector given with --selector has no key record: signatures with it fail.",
+        "Publish the key at `<selector>._domainkey.<domain>` (TXT `v=DKIM1; k=rsa; p=...`), or the CNAME your provider gives.";
+    DKIM_NOT_CHECKED = "dkim-not-checked", Info, Dkim,
+        "DKIM not checked",
+        "DKIM key names cannot be listed from DNS; without the Easy DKIM tokens or a selector the DKIM records were not checked and DKIM alignment is unknown.",
+        "Pass the three tokens (`--dkim-token`, from `aws sesv2 get-email-identity`) or `--selector`.";
     DKIM_KEY_REVOKED = "dkim-key-revoked", Error, Dkim,
         "The DKIM key is revoked",
         "An empty `p=` means the key is revoked: every signature with this selector fails.",
@@ -170,6 +186,18 @@ findings! {
         "A tag removed by RFC 9989",
         "`pct`, `rf` and `ri` are RFC 7489 tags; RFC 9989 receivers ignore them (pct: the policy applies to all mail).",
         "Remove them; use `t=y` instead of a partial `pct` while testing.";
+    DMARC_INHERITED = "dmarc-inherited", Info, Dmarc,
+        "The DMARC policy comes from a parent domain",
+        "The domain has no record of its own; receivers apply the organizational domain's record (its `sp`, or `np` for names that do not exist).",
+        "Nothing to do if that policy is what you want; publish `_dmarc.<domain>` to set one of its own.";
+    DMARC_DISCOVERY_DIFFERS = "dmarc-discovery-differs", Info, Dmarc,
+        "RFC 7489 and RFC 9989 receivers find different records",
+        "RFC 7489 finds the organizational domain by the public suffix list, RFC 9989 by walking the DNS tree (`psd=`); receivers of both generations are in the field for years, so they apply different policies.",
+        "Publish a record at the domain itself so both methods find the same one.";
+    DMARC_LINT = "dmarc-lint", Warning, Dmarc,
+        "A DMARC record problem receivers may handle differently",
+        "The record is valid but risky: `p` missing or not second, a tag in upper case, an unknown tag (often a typo), or a non-mailto report URI.",
+        "Rewrite the record as `ses-dmarc plan` prints it.";
     DMARC_SUBDOMAIN_POLICY_WEAKER = "dmarc-subdomain-policy-weaker", Warning, Dmarc,
         "The subdomain policy is weaker than the domain's",
         "`sp` (or `np` for non-existent subdomains) weaker than `p` leaves subdomains open to spoofing: p=reject; sp=none protects only the apex.",
@@ -198,6 +226,18 @@ findings! {
         "The deprecated `ptr` mechanism",
         "`ptr` is slow, unreliable and deprecated (RFC 7208 §5.5); some receivers skip it.",
         "Replace it with `ip4`/`ip6` ranges or the provider's include.";
+    SPF_MISSING = "spf-missing", Info, Spf,
+        "No SPF record at the apex",
+        "SES mail with a custom MAIL FROM does not need one, but without it anyone can use the apex as envelope sender and SPF says nothing.",
+        "If the apex sends no mail of its own, publish `<domain> TXT \"v=spf1 -all\"`; otherwise list its senders.";
+    SPF_INCLUDE_MISSING = "spf-include-missing", Error, Spf,
+        "An include or redirect names a domain without an SPF record",
+        "RFC 7208 §5.2 and §6.1: an include or redirect target without an SPF record makes the whole check permerror.",
+        "Remove the term, or correct the domain it names.";
+    SPF_LINT = "spf-lint", Warning, Spf,
+        "An SPF record problem that weakens it",
+        "Terms after `all`, `redirect` beside `all`, an address range of everything, or a record too long for a 512-byte answer.",
+        "Rewrite the record; the message names the term.";
     SPF_APEX_SES_INCLUDE_UNALIGNED = "spf-apex-ses-include-unaligned", Info, Spf,
         "include:amazonses.com at the apex does not align SES mail",
         "With a custom MAIL FROM, SES mail is checked against the MAIL FROM name; an apex include authorizes SES for the apex but never aligns, and costs one of the ten lookups.",
@@ -206,6 +246,10 @@ findings! {
         "Literal quote characters stored in a TXT value",
         "The DNS host stored the quotes as part of the value (\"\\\"v=spf1 ...\\\"\"), so the record no longer starts with `v=spf1`/`v=DMARC1` and receivers ignore it.",
         "Enter the value without surrounding quotes in the DNS host's form.";
+    RECORD_NOTE = "record-note", Info, AnyRecord,
+        "A note on a record",
+        "Something worth knowing that needs no change: testing mode, a partial pct, no `all` term.",
+        "Nothing to do.";
     DNS_LOOKUP_FAILED = "dns-lookup-failed", Unknown, AnyRecord,
         "A DNS lookup failed",
         "The answer could not be had (SERVFAIL, REFUSED, timeout): the checks that need it are unknown, not failed, and nothing is reported missing because of it.",

@@ -86,8 +86,27 @@ impl StubClient {
         Self::new(servers, timeout, attempts)
     }
 
-    /// Asks for `rtype` records at `name`.
+    /// Asks for `rtype` records at `name`, following CNAMEs the server did not chase
+    /// itself (an authoritative server answers only for its own zones), at most 8 hops.
     pub async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
+        let mut answer = self.lookup_once(name, rtype).await;
+        let mut chain = std::mem::take(&mut answer.cname_chain);
+        for _ in 0..8 {
+            let pending = matches!(answer.outcome, Outcome::NoData) && !chain.is_empty() && rtype != RecordType::Cname;
+            let last_target = chain.last().map(|(_, t)| t.clone());
+            let Some(target) = last_target.filter(|_| pending) else { break };
+            if chain.iter().filter(|(owner, _)| *owner == target).count() > 0 {
+                answer.outcome = Outcome::Failed(Failure::Malformed(format!("CNAME loop at {target}")));
+                break;
+            }
+            answer = self.lookup_once(&target, rtype).await;
+            chain.append(&mut answer.cname_chain);
+        }
+        answer.cname_chain = chain;
+        answer
+    }
+
+    async fn lookup_once(&self, name: &str, rtype: RecordType) -> Answer {
         let qname = match Name::from_ascii(name) {
             Ok(mut n) => {
                 n.set_fqdn(true);

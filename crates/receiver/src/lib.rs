@@ -3,5 +3,6 @@
 //! from (live DNS, zone files, a test double).
 
 pub mod spf;
+pub mod spf_tree;
 
 pub use spf::{SpfCheck, SpfInput, SpfResult, check_mail_from};

@@ -1,0 +1,52 @@
+//! Gathering: ask the resolver for every answer the rules need, all independent queries
+//! at once, and the dependent ones as soon as the answers they depend on are in.
+
+use crate::rules::{Judgement, judge, needed_queries};
+use crate::snapshot::{Expectations, Snapshot};
+use futures::future::join_all;
+use serde::Serialize;
+use ses_dmarc_dns::Resolver;
+
+/// Rounds of dependent lookups at most (an include chain deeper than this is cut by the
+/// SPF tree's own depth limit long before).
+const MAX_ROUNDS: usize = 32;
+
+pub async fn gather<R: Resolver>(resolver: &R, domain: &str, expectations: Expectations) -> Snapshot {
+    let mut snap = Snapshot::new(domain, expectations);
+    for _ in 0..MAX_ROUNDS {
+        let missing: Vec<_> = needed_queries(&snap).into_iter().filter(|(n, t)| !snap.has(n, *t)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        let answers = join_all(missing.iter().map(|(n, t)| resolver.lookup(n, *t))).await;
+        for ((name, rtype), answer) in missing.into_iter().zip(answers) {
+            snap.insert(&name, rtype, answer);
+        }
+    }
+    snap
+}
+
+/// What `check` reports for one domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainReport {
+    pub domain: String,
+    #[serde(flatten)]
+    pub judgement: Judgement,
+    pub snapshot: Snapshot,
+}
+
+impl DomainReport {
+    pub fn has_errors(&self) -> bool {
+        self.judgement.findings.iter().any(|f| f.severity == crate::FindingSeverity::Error)
+    }
+
+    pub fn has_unknown(&self) -> bool {
+        self.judgement.findings.iter().any(|f| f.severity == crate::FindingSeverity::Unknown)
+    }
+}
+
+/// Gathers and judges one domain.
+pub async fn check_domain<R: Resolver>(resolver: &R, domain: &str, expectations: Expectations) -> DomainReport {
+    let snapshot = gather(resolver, domain, expectations).await;
+    DomainReport { domain: domain.to_string(), judgement: judge(&snapshot), snapshot }
+}
