@@ -319,7 +319,10 @@ impl<'a> Judge<'a> {
                     self.pass(
                         RecordGroup::Spf,
                         name,
-                        format!("SPF `{}` ({} DNS lookups, {} void)", spf[0], tree.lookups, tree.void_lookups),
+                        format!(
+                            "SPF `{}` (DNS-querying terms: {}, void lookups: {})",
+                            spf[0], tree.lookups, tree.void_lookups
+                        ),
                     );
                 }
                 (Some(syntax_ok && tree_ok), Some(tree))

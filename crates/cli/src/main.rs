@@ -1,6 +1,9 @@
 //! The `ses-dmarc` binary: argument parsing and rendering, nothing else.
 
+mod check_cmd;
+mod dns_args;
 mod plan_cmd;
+mod spf_cmd;
 mod style;
 
 use clap::{Parser, Subcommand};
@@ -18,15 +21,24 @@ struct Cli {
 enum Command {
     /// Print the exact DNS records (and SES calls) that make SES mail pass DMARC.
     Plan(plan_cmd::PlanArgs),
+    /// Audit the published DNS of one domain or many: what is wrong, the fix, and whether
+    /// SES mail passes DMARC.
+    Check(check_cmd::CheckArgs),
+    /// Show a domain's whole SPF include tree with its lookup counts, and evaluate it for
+    /// an IP.
+    Spf(spf_cmd::SpfArgs),
 }
 
-/// Exit codes (docs/commands.md): 0 success, 2 usage or input error.
+/// Exit codes (docs/commands.md): 0 success, 1 errors found, 2 usage or input error,
+/// 3 some answers unknown.
 pub const EXIT_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => plan_cmd::run(args),
+        Command::Check(args) => check_cmd::run(args),
+        Command::Spf(args) => spf_cmd::run(args),
     };
     match result {
         Ok(code) => code,

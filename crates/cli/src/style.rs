@@ -35,6 +35,10 @@ impl Style {
     pub fn yellow(self, text: &str) -> String {
         self.paint("33", text)
     }
+
+    pub fn green(self, text: &str) -> String {
+        self.paint("32", text)
+    }
 }
 
 fn colour_allowed() -> bool {

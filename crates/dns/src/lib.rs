@@ -27,6 +27,31 @@ impl Resolver for StubClient {
     }
 }
 
+/// A resolver with at most N queries in flight (`check --concurrency`).
+#[derive(Debug, Clone)]
+pub struct Limited<R> {
+    inner: R,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl<R> Limited<R> {
+    pub fn new(inner: R, in_flight: usize) -> Self {
+        Limited { inner, permits: std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight.max(1))) }
+    }
+}
+
+impl<R: Resolver> Resolver for Limited<R> {
+    async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Answer {
+                outcome: Outcome::Failed(Failure::Network("resolver closed".into())),
+                cname_chain: vec![],
+            };
+        };
+        self.inner.lookup(name, rtype).await
+    }
+}
+
 impl<R: Resolver> Resolver for &R {
     async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
         (**self).lookup(name, rtype).await
@@ -80,8 +105,18 @@ pub enum Rdata {
         preference: u16,
         exchange: String,
     },
-    /// A TXT record's character-strings, as bytes.
+    /// A TXT record's character-strings, as bytes (serialized as text).
+    #[serde(serialize_with = "serialize_strings")]
     Txt(Vec<Vec<u8>>),
+}
+
+fn serialize_strings<S: serde::Serializer>(strings: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(strings.len()))?;
+    for string in strings {
+        seq.serialize_element(&String::from_utf8_lossy(string))?;
+    }
+    seq.end()
 }
 
 impl Rdata {

@@ -199,10 +199,8 @@ impl<F> MemoryResolver<F> {
                 chain.push((current.clone(), target.clone()));
                 current = target.clone();
                 if self.zone_of(&current).is_none() {
-                    return Answer {
-                        outcome: Outcome::Failed(Failure::Network(format!("{current} is outside the loaded zones"))),
-                        cname_chain: chain,
-                    };
+                    // Continued by the fallback resolver (see `lookup`).
+                    return Answer { outcome: Outcome::NoData, cname_chain: chain };
                 }
                 continue;
             }
@@ -226,7 +224,17 @@ impl<F: Resolver> Resolver for MemoryResolver<F> {
     async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
         let name = norm(name);
         if self.zone_of(&name).is_some() || self.failing_names.contains_key(&name) {
-            return self.answer_local(&name, rtype);
+            let local = self.answer_local(&name, rtype);
+            let leaves = local.cname_chain.last().map(|(_, t)| t.clone()).filter(|t| self.zone_of(t).is_none());
+            let Some(target) = leaves.filter(|_| local.outcome == Outcome::NoData) else { return local };
+            let mut rest = match &self.fallback {
+                Some(f) => f.lookup(&target, rtype).await,
+                None => NoFallback.lookup(&target, rtype).await,
+            };
+            let mut chain = local.cname_chain;
+            chain.append(&mut rest.cname_chain);
+            rest.cname_chain = chain;
+            return rest;
         }
         match &self.fallback {
             Some(f) => f.lookup(&name, rtype).await,

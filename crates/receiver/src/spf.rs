@@ -143,6 +143,7 @@ enum Stop {
 }
 
 type Flow<T> = Result<T, Stop>;
+type BoxedFlow<'s, T> = Pin<Box<dyn Future<Output = Flow<T>> + Send + 's>>;
 
 struct Eval<'a, R> {
     resolver: &'a R,
@@ -419,13 +420,7 @@ impl<'a, R: Resolver> Eval<'a, R> {
         Ok(validated)
     }
 
-    fn expand<'s>(
-        &'s mut self,
-        ms: &'s MacroString,
-        domain: &'s str,
-        depth: usize,
-        exp: bool,
-    ) -> Pin<Box<dyn Future<Output = Flow<String>> + Send + 's>>
+    fn expand<'s>(&'s mut self, ms: &'s MacroString, domain: &'s str, depth: usize, exp: bool) -> BoxedFlow<'s, String>
     where
         R: 's,
     {
@@ -502,11 +497,7 @@ impl<'a, R: Resolver> Eval<'a, R> {
         Ok(shorten(&expanded))
     }
 
-    fn check<'s>(
-        &'s mut self,
-        domain: String,
-        depth: usize,
-    ) -> Pin<Box<dyn Future<Output = Flow<(SpfResult, String)>> + Send + 's>>
+    fn check<'s>(&'s mut self, domain: String, depth: usize) -> BoxedFlow<'s, (SpfResult, String)>
     where
         R: 's,
     {
@@ -741,6 +732,6 @@ mod tests {
         assert_eq!(reverse_name("192.0.2.1".parse().unwrap()), "1.2.0.192.in-addr.arpa");
         assert!(reverse_name("2001:db8::1".parse().unwrap()).starts_with("1.0.0.0.0.0.0.0."));
         assert_eq!(url_escape("a b/c"), "a%20b%2Fc");
-        assert_eq!(shorten(&format!("{}.example.com", "a.".repeat(200))).len() <= 253, true);
+        assert!(shorten(&format!("{}.example.com", "a.".repeat(200))).len() <= 253);
     }
 }

@@ -300,6 +300,33 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Fetches the whole tree: each round asks for every answer the tree still needs, all at
+/// once, so the rounds equal the include depth. Returns the tree and every answer.
+pub async fn gather_tree<R: ses_dmarc_dns::Resolver>(
+    resolver: &R,
+    domain: &str,
+) -> (SpfTree, std::collections::HashMap<(String, RecordType), Answer>) {
+    let mut answers: std::collections::HashMap<(String, RecordType), Answer> = std::collections::HashMap::new();
+    for _ in 0..=MAX_DEPTH + 2 {
+        let wanted = {
+            let f = |n: &str, t: RecordType| answers.get(&(n.to_string(), t));
+            SpfTree::build(domain, &f).1
+        };
+        if wanted.is_empty() {
+            break;
+        }
+        let got = futures_join(wanted.iter().map(|(n, t)| resolver.lookup(n, *t))).await;
+        answers.extend(wanted.into_iter().zip(got));
+    }
+    let f = |n: &str, t: RecordType| answers.get(&(n.to_string(), t));
+    let tree = SpfTree::build(domain, &f).0;
+    (tree, answers)
+}
+
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    futures::future::join_all(futures).await
+}
+
 impl SpfTree {
     /// Builds the tree from the answers `answer` knows; returns it with the queries still
     /// needed (empty when the tree is complete).

@@ -1,0 +1,221 @@
+//! `ses-dmarc spf`: the whole include tree with lookups per branch, every void lookup and
+//! its cause, and, given an IP, the result a receiver computes and the path to it.
+
+use crate::dns_args::{DnsArgs, runtime};
+use crate::style::Style;
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use ses_dmarc_receiver::spf::{SpfCheck, SpfInput, TraceKind, check_mail_from};
+use ses_dmarc_receiver::spf_tree::{RecordState, SpfNode, SpfTree, gather_tree};
+use ses_dmarc_records::{DomainName, Severity};
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpfFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 the record is usable; 1 receivers would return permerror (syntax, more than 10 lookups, more than 2 void lookups, a missing include); 3 some answers unknown; 2 usage or input error."
+)]
+pub struct SpfArgs {
+    /// The domain whose SPF record to show (an apex or a MAIL FROM name).
+    pub domain: String,
+    /// Evaluate the record for this client IP, as a receiver would.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// The MAIL FROM address for the evaluation (default postmaster@DOMAIN).
+    #[arg(long, value_name = "ADDR")]
+    pub sender: Option<String>,
+    /// The HELO name for the evaluation (default DOMAIN).
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    #[arg(long, short = 'f', value_enum, default_value_t = SpfFormat::Human)]
+    pub format: SpfFormat,
+}
+
+fn tree_has_permerror(tree: &SpfTree) -> bool {
+    tree.lookups > 10
+        || tree.void_lookups > 2
+        || tree.nodes().iter().any(|n| match &n.state {
+            RecordState::Multiple { .. } | RecordState::Quoted { .. } => true,
+            RecordState::Missing { .. } => n.domain != tree.root.domain,
+            RecordState::Found { diagnostics, .. } => diagnostics.iter().any(|d| d.severity == Severity::Error),
+            _ => false,
+        })
+}
+
+pub fn run(args: SpfArgs) -> anyhow::Result<ExitCode> {
+    let domain =
+        DomainName::parse(&args.domain).map_err(|e| anyhow::anyhow!("`{}` is not a domain name: {e}", args.domain))?;
+    let ip: Option<IpAddr> = match &args.ip {
+        Some(t) => Some(t.trim().parse().map_err(|_| anyhow::anyhow!("`{t}` is not an IP address (IPv4 or IPv6)"))?),
+        None => None,
+    };
+    if ip.is_none() && (args.sender.is_some() || args.helo.is_some()) {
+        bail!("--sender and --helo are used with --ip: add `--ip 192.0.2.1`");
+    }
+    let resolver = args.dns.resolver(domain.as_str(), 64)?;
+    let rt = runtime()?;
+    let (tree, check) = rt.block_on(async {
+        let (tree, _) = gather_tree(&resolver, domain.as_str()).await;
+        let check = match ip {
+            Some(ip) => Some(
+                check_mail_from(
+                    &resolver,
+                    &SpfInput {
+                        ip,
+                        mail_from: args.sender.clone().unwrap_or_else(|| format!("postmaster@{domain}")),
+                        helo: args.helo.clone().unwrap_or_else(|| domain.to_string()),
+                        receiver: None,
+                    },
+                )
+                .await,
+            ),
+            None => None,
+        };
+        (tree, check)
+    });
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        SpfFormat::Json => {
+            let doc = serde_json::json!({
+                "domain": domain.as_str(),
+                "lookups": tree.lookups,
+                "void_lookups": tree.void_lookups,
+                "permerror": tree_has_permerror(&tree),
+                "tree": tree,
+                "check": check,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?).context("writing to standard output")?;
+        }
+        SpfFormat::Human => out
+            .write_all(human(&tree, check.as_ref(), Style::for_stdout()).as_bytes())
+            .context("writing to standard output")?,
+    }
+    Ok(ExitCode::from(if tree_has_permerror(&tree) {
+        1
+    } else if !tree.failed.is_empty() {
+        3
+    } else {
+        0
+    }))
+}
+
+fn node_lines(n: &SpfNode, depth: usize, s: Style, tree: &SpfTree, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    let state = match &n.state {
+        RecordState::Found { record, diagnostics } => {
+            let mut line = record.clone();
+            for d in diagnostics.iter().filter(|d| d.severity != Severity::Info) {
+                line.push_str(&format!(
+                    "\n{pad}    {} {}",
+                    if d.severity == Severity::Error { s.red("✗") } else { s.yellow("!") },
+                    d.message
+                ));
+            }
+            line
+        }
+        RecordState::Missing { nxdomain } => s.red(if *nxdomain { "no such domain" } else { "no SPF record" }),
+        RecordState::Multiple { records } => s.red(&format!("{} SPF records: permerror", records.len())),
+        RecordState::Quoted { records } => s.red(&format!("stored with literal quotes: {}", records[0])),
+        RecordState::Failed { failure } => s.yellow(&format!("lookup failed: {failure}")),
+        RecordState::Pending => s.yellow("not fetched"),
+        RecordState::Cut { reason } => s.yellow(&format!("not followed: {reason}")),
+    };
+    out.push_str(&format!("{pad}{}: {state}\n", s.bold(&n.domain)));
+    for t in &n.terms {
+        let below = t.child.as_ref().map(|c| c.branch_lookups).unwrap_or(0);
+        let mut count = match (t.lookups, below) {
+            (0, _) => String::new(),
+            (l, 0) => format!("{l} lookup"),
+            (l, b) => format!("{l} lookup + {b} below"),
+        };
+        if t.void {
+            let cause = tree.void_causes.iter().find(|v| v.term == t.term && v.domain == n.domain);
+            count.push_str(&s.red(&format!(
+                "  VOID{}",
+                cause.map(|c| format!(" ({} {}: no records)", c.rtype.as_str(), c.name)).unwrap_or_default()
+            )));
+        }
+        if let Some(note) = &t.note {
+            count.push_str(&s.dim(&format!("  ({note})")));
+        }
+        out.push_str(&format!("{pad}  {:<40} {count}\n", t.term));
+        if let Some(c) = &t.child {
+            node_lines(c, depth + 2, s, tree, out);
+        }
+    }
+}
+
+pub fn human(tree: &SpfTree, check: Option<&SpfCheck>, s: Style) -> String {
+    let mut out = String::new();
+    node_lines(&tree.root, 0, s, tree, &mut out);
+    let lookups = format!("{} DNS-querying terms (limit 10)", tree.lookups);
+    let voids = format!("{} void lookups (limit 2)", tree.void_lookups);
+    out.push_str(&format!(
+        "\nTotal: {}; {}\n",
+        if tree.lookups > 10 { s.red(&lookups) } else { lookups },
+        if tree.void_lookups > 2 { s.red(&voids) } else { voids }
+    ));
+    for v in &tree.void_causes {
+        out.push_str(&format!("  void: `{}` in {} ({} {})\n", v.term, v.domain, v.rtype.as_str(), v.name));
+    }
+    for f in &tree.failed {
+        out.push_str(&format!(
+            "  {} {} {}: {} (for `{}`)\n",
+            s.yellow("unknown:"),
+            f.rtype.as_str(),
+            f.name,
+            f.failure,
+            f.cause
+        ));
+    }
+    for u in &tree.unexpanded {
+        out.push_str(&format!("  not followed (needs the sender or IP): {u}\n"));
+    }
+    if tree_has_permerror(tree) {
+        out.push_str(&format!("{}\n", s.red("Receivers return permerror for this record.")));
+    }
+    if let Some(c) = check {
+        out.push_str(&format!(
+            "\n{} {} for {} ({} identity): {}\n",
+            s.bold("Result:"),
+            s.bold(c.result.as_str()),
+            c.domain,
+            c.identity,
+            c.reason
+        ));
+        if let Some(e) = &c.explanation {
+            out.push_str(&format!("Explanation: {e}\n"));
+        }
+        out.push_str(&format!("{} lookups, {} void. Path:\n", c.lookups, c.void_lookups));
+        for ev in &c.trace {
+            let pad = "  ".repeat(ev.depth + 1);
+            match &ev.kind {
+                TraceKind::Record { record, note } => {
+                    out.push_str(&format!("{pad}{}: {}\n", ev.domain, record.as_deref().unwrap_or(note)))
+                }
+                TraceKind::Lookup { name, rtype, outcome, void, .. } => out.push_str(&format!(
+                    "{pad}  {} {} {name} → {outcome}{}\n",
+                    s.dim("query"),
+                    rtype.as_str(),
+                    if *void { " (void)" } else { "" }
+                )),
+                TraceKind::Term { term, matched, note, .. } => out.push_str(&format!(
+                    "{pad}  {} {term}{}\n",
+                    if *matched { s.green("match") } else { s.dim("no match") },
+                    if note.is_empty() { String::new() } else { format!(" ({note})") }
+                )),
+                TraceKind::Result { result, .. } => out.push_str(&format!("{pad}  → {result}\n")),
+            }
+        }
+    }
+    out
+}
