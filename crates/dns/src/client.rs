@@ -4,11 +4,14 @@
 use crate::{Answer, Failure, Outcome, Rdata, RecordType, canonical_name};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType as HRecordType};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::oneshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -23,6 +26,7 @@ pub struct StubClient {
     nameservers: Vec<SocketAddr>,
     timeout: Duration,
     attempts: usize,
+    sockets: Arc<SocketPool>,
 }
 
 static NEXT_ID: AtomicU16 = AtomicU16::new(0);
@@ -31,6 +35,98 @@ fn next_id() -> u16 {
     // Spread IDs so two processes rarely start on the same one.
     let seed = (std::process::id() as u16).wrapping_mul(31);
     NEXT_ID.fetch_add(1, Ordering::Relaxed).wrapping_add(seed)
+}
+
+/// UDP sockets shared by all queries, each with a receive task that hands every answer
+/// to the query waiting for its (server, id). A socket per query would cost a bind and a
+/// close each time, which dominates bulk checks.
+#[derive(Debug, Default)]
+struct SocketPool {
+    v4: std::sync::Mutex<Option<Arc<SharedSockets>>>,
+    v6: std::sync::Mutex<Option<Arc<SharedSockets>>>,
+}
+
+const SOCKETS_PER_FAMILY: usize = 4;
+
+type Waiters = std::sync::Mutex<HashMap<(SocketAddr, u16), oneshot::Sender<Vec<u8>>>>;
+
+#[derive(Debug)]
+struct SharedSockets {
+    sockets: Vec<Arc<UdpSocket>>,
+    waiters: Arc<Waiters>,
+    /// Cleared when a receive task ends (its runtime shut down): the pool is then rebuilt.
+    alive: Arc<AtomicBool>,
+    next: AtomicU16,
+}
+
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+impl SharedSockets {
+    async fn bind(v6: bool) -> std::io::Result<Arc<Self>> {
+        let waiters: Arc<Waiters> = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let mut sockets = Vec::new();
+        for _ in 0..SOCKETS_PER_FAMILY {
+            let bind: SocketAddr = if v6 { ([0u16; 8], 0).into() } else { ([0, 0, 0, 0], 0).into() };
+            let socket = Arc::new(UdpSocket::bind(bind).await?);
+            let (sock, w, guard) = (socket.clone(), waiters.clone(), AliveGuard(alive.clone()));
+            tokio::spawn(async move {
+                let _guard = guard;
+                let mut buf = vec![0u8; 65535];
+                loop {
+                    let Ok((n, from)) = sock.recv_from(&mut buf).await else { continue };
+                    if n < 12 {
+                        continue;
+                    }
+                    let id = u16::from_be_bytes([buf[0], buf[1]]);
+                    let waiter = w.lock().unwrap_or_else(|e| e.into_inner()).remove(&(from, id));
+                    if let Some(tx) = waiter {
+                        let _ = tx.send(buf[..n].to_vec());
+                    }
+                }
+            });
+            sockets.push(socket);
+        }
+        Ok(Arc::new(SharedSockets { sockets, waiters, alive, next: AtomicU16::new(next_id()) }))
+    }
+}
+
+impl SocketPool {
+    async fn get(&self, v6: bool) -> Result<Arc<SharedSockets>, Failure> {
+        let slot = if v6 { &self.v6 } else { &self.v4 };
+        if let Some(s) = slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && s.alive.load(Ordering::Relaxed)
+        {
+            return Ok(s.clone());
+        }
+        let fresh = SharedSockets::bind(v6).await.map_err(|e| Failure::Network(e.to_string()))?;
+        let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(s) if s.alive.load(Ordering::Relaxed) => Ok(s.clone()),
+            _ => {
+                *guard = Some(fresh.clone());
+                Ok(fresh)
+            }
+        }
+    }
+}
+
+/// Removes a waiter when its query gives up (timeout), so its id can be reused.
+struct WaiterGuard<'a> {
+    waiters: &'a Waiters,
+    key: (SocketAddr, u16),
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+    }
 }
 
 /// Parses `IP`, `IP:PORT` or `[IPv6]:PORT`; the port defaults to 53.
@@ -73,7 +169,7 @@ impl StubClient {
         if nameservers.is_empty() {
             return Err(ClientError::NoNameservers);
         }
-        Ok(StubClient { nameservers, timeout, attempts: attempts.max(1) })
+        Ok(StubClient { nameservers, timeout, attempts: attempts.max(1), sockets: Arc::default() })
     }
 
     /// From `--nameserver` texts, or the system's resolvers when none is given.
@@ -146,38 +242,35 @@ impl StubClient {
         let mut edns = Edns::new();
         edns.set_max_payload(1232);
         query.set_edns(edns);
+        let shared = self.sockets.get(server.is_ipv6()).await?;
+        let (id, rx, guard) = {
+            let mut waiters = shared.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            let mut id = shared.next.fetch_add(1, Ordering::Relaxed);
+            while waiters.contains_key(&(server, id)) {
+                id = shared.next.fetch_add(1, Ordering::Relaxed);
+            }
+            let (tx, rx) = oneshot::channel();
+            waiters.insert((server, id), tx);
+            (id, rx, WaiterGuard { waiters: &shared.waiters, key: (server, id) })
+        };
+        query.metadata.id = id;
         let bytes = query.to_vec().map_err(|e| Failure::Malformed(e.to_string()))?;
-        let id = query.metadata.id;
-        let response = tokio::time::timeout(self.timeout, udp_exchange(server, &bytes, id, qname, qtype))
+        let socket = &shared.sockets[id as usize % shared.sockets.len()];
+        socket.send_to(&bytes, server).await.map_err(|e| Failure::Network(e.to_string()))?;
+        let raw = tokio::time::timeout(self.timeout, rx)
             .await
-            .map_err(|_| Failure::Timeout)??;
+            .map_err(|_| Failure::Timeout)?
+            .map_err(|_| Failure::Timeout)?;
+        drop(guard);
+        let response = Message::from_vec(&raw).map_err(|e| Failure::Malformed(e.to_string()))?;
+        let answers_question = response.queries.first().is_some_and(|q| q.query_type() == qtype && q.name() == qname);
+        if response.metadata.message_type != MessageType::Response || !answers_question {
+            return Err(Failure::Malformed("the answer does not match the question".into()));
+        }
         if !response.metadata.truncation {
             return Ok(response);
         }
         tokio::time::timeout(self.timeout, tcp_exchange(server, &bytes, id)).await.map_err(|_| Failure::Timeout)?
-    }
-}
-
-async fn udp_exchange(
-    server: SocketAddr,
-    bytes: &[u8],
-    id: u16,
-    qname: &Name,
-    qtype: HRecordType,
-) -> Result<Message, Failure> {
-    let bind: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let socket = UdpSocket::bind(bind).await.map_err(|e| Failure::Network(e.to_string()))?;
-    socket.connect(server).await.map_err(|e| Failure::Network(e.to_string()))?;
-    socket.send(bytes).await.map_err(|e| Failure::Network(e.to_string()))?;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let n = socket.recv(&mut buf).await.map_err(|e| Failure::Network(e.to_string()))?;
-        let Ok(msg) = Message::from_vec(&buf[..n]) else { continue };
-        // Ignore stray datagrams that do not answer this question.
-        let matches_question = msg.queries.first().is_some_and(|q| q.query_type() == qtype && q.name() == qname);
-        if msg.metadata.id == id && msg.metadata.message_type == MessageType::Response && matches_question {
-            return Ok(msg);
-        }
     }
 }
 

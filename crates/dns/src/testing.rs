@@ -116,6 +116,11 @@ impl TestServer {
     /// runtime thread. Each zone needs an SOA (see [`with_soa`]). An empty root zone is
     /// added, so names outside the zones get NXDOMAIN rather than REFUSED.
     pub fn start(zones: &[(&str, &str)]) -> Result<TestServer, TestServerError> {
+        Self::start_on_port(zones, 0)
+    }
+
+    /// As [`TestServer::start`], on a given port (0: any free port).
+    pub fn start_on_port(zones: &[(&str, &str)], port: u16) -> Result<TestServer, TestServerError> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
         let mut catalog = Catalog::new();
         let mut have_root = false;
@@ -151,7 +156,7 @@ impl TestServer {
         let queries = Arc::new(AtomicUsize::new(0));
         let handler = FaultyCatalog { catalog, faults: faults.clone(), queries: queries.clone() };
         let addr = runtime.block_on(async {
-            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+            let udp = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await?;
             let addr = udp.local_addr()?;
             let tcp = tokio::net::TcpListener::bind(addr).await?;
             let mut server = Server::new(handler);
