@@ -57,3 +57,43 @@ fn bad_zone_is_a_clear_error() {
     let err = TestServer::start(&[("example.com.", "@ 300 IN MX not-a-number mx.example.com.")]).err().unwrap();
     assert!(err.to_string().contains("example.com"), "{err}");
 }
+
+/// A "nameserver" that answers every datagram with junk, or with a truncated header, or
+/// with the right id but another question: the client times out or says malformed, and
+/// never panics.
+#[test]
+fn garbage_answers_are_failures() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut n = 0u8;
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            n = n.wrapping_add(1);
+            let reply: Vec<u8> = match n % 3 {
+                0 => vec![0xde, 0xad],
+                1 => {
+                    let mut r = buf[..len].to_vec();
+                    r[2] |= 0x80; // a response with the same id, then random bytes as records
+                    r[7] = 5;
+                    r.extend_from_slice(&[0xff; 40]);
+                    r
+                }
+                _ => {
+                    let mut r = buf[..12].to_vec();
+                    r[2] |= 0x80;
+                    r
+                }
+            };
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+    let client = StubClient::new(vec![addr], Duration::from_millis(300), 2).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        for _ in 0..6 {
+            let a = client.lookup("example.com", RecordType::Txt).await;
+            assert!(matches!(a.outcome, Outcome::Failed(Failure::Malformed(_) | Failure::Timeout)), "{a:?}");
+        }
+    });
+}
