@@ -4,6 +4,7 @@
 //! Every parser returns the value and every [`Diagnostic`] it found, each with a stable
 //! code from [`DIAGNOSTIC_CODES`], a severity and the byte span it concerns.
 
+pub mod auth_results;
 pub mod diag;
 pub mod dkim;
 pub mod dmarc;

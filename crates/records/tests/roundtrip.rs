@@ -216,5 +216,8 @@ proptest! {
         let _ = DmarcRecord::parse(&format!("v=DMARC1; {text}"));
         let _ = DkimKeyRecord::parse(&text);
         let _ = DomainName::parse(&text);
+        let _ = ses_dmarc_records::auth_results::AuthenticationResults::parse(&text);
+        let _ = ses_dmarc_records::auth_results::AuthenticationResults::parse_arc(&text);
+        let _ = ses_dmarc_records::auth_results::ReceivedSpf::parse(&text);
     }
 }
