@@ -1,7 +1,9 @@
-//! What a receiving mail server concludes. So far: SPF `check_host()` with a full trace.
+//! What a receiving mail server concludes. SPF `check_host()` with a full trace, the SPF include tree, DMARC policy discovery.
 //! Pure logic over a [`ses_dmarc_dns::Resolver`]: the resolver decides where answers come
 //! from (live DNS, zone files, a test double).
 
+pub mod dmarc;
+pub mod dmarc_discovery;
 pub mod spf;
 pub mod spf_tree;
 

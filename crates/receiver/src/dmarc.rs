@@ -1,0 +1,284 @@
+//! DMARC evaluation (RFC 9989 §4.7–§4.8, RFC 7489 §6.6): given the discovered policy
+//! record and the SPF and DKIM results, is each identifier aligned with the From domain,
+//! does DMARC pass, and what does the policy ask the receiver to do. Pure.
+
+use crate::dmarc_discovery::{Discovered, DiscoveryBlocked};
+use crate::spf::SpfResult;
+use serde::Serialize;
+use ses_dmarc_records::dmarc::{AlignmentMode, Policy, Rfc};
+use ses_dmarc_records::{DmarcRecord, DomainName};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmarcResult {
+    Pass,
+    Fail,
+    None,
+    TempError,
+    PermError,
+}
+
+/// The SPF result for the MAIL FROM identity (or HELO, for bounces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpfIdentity {
+    pub result: SpfResult,
+    pub domain: String,
+}
+
+/// One DKIM signature's verification result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimIdentity {
+    pub domain: String,
+    pub selector: String,
+    pub pass: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alignment {
+    pub domain: String,
+    /// Whether the identifier authenticated (SPF pass, DKIM pass).
+    pub authenticated: bool,
+    pub aligned: bool,
+    /// `strict` (same name), `relaxed` (same organizational domain) or `none`.
+    pub how: &'static str,
+    /// The mode the record asks for.
+    pub mode: AlignmentMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DmarcEvaluation {
+    pub result: DmarcResult,
+    pub from_domain: String,
+    pub policy_domain: Option<String>,
+    pub record: Option<String>,
+    /// The policy that applies to the From domain (`p`, `sp` or `np`).
+    pub policy: Option<Policy>,
+    /// What the policy asks the receiver to do with this message.
+    pub disposition: Policy,
+    /// RFC 9989 `t=y`: the disposition is one level weaker than the policy.
+    pub testing: bool,
+    /// RFC 7489 `pct`: the share of failing mail the policy applies to.
+    pub percent: u8,
+    pub spf: Option<Alignment>,
+    pub dkim: Vec<Alignment>,
+    pub reason: String,
+}
+
+fn organizational(name: &str, discovered_org: Option<&str>) -> String {
+    let lower = name.trim_end_matches('.').to_ascii_lowercase();
+    if let Some(org) = discovered_org
+        && (lower == org || lower.ends_with(&format!(".{org}")))
+    {
+        return org.to_string();
+    }
+    DomainName::parse(&lower).map(|d| d.organizational_domain().to_string()).unwrap_or(lower)
+}
+
+fn align(identifier: &str, from: &str, org: Option<&str>, mode: AlignmentMode, authenticated: bool) -> Alignment {
+    let id = identifier.trim_end_matches('.').to_ascii_lowercase();
+    let strict = id == from;
+    let relaxed = organizational(&id, org) == organizational(from, org);
+    let how = if strict {
+        "strict"
+    } else if relaxed {
+        "relaxed"
+    } else {
+        "none"
+    };
+    let aligned = authenticated && (strict || (mode == AlignmentMode::Relaxed && relaxed));
+    Alignment { domain: id, authenticated, aligned, how, mode }
+}
+
+/// Evaluates DMARC for a message whose From domain is `from_domain`.
+/// `from_exists` is false when the From domain does not exist (NXDOMAIN), for `np`.
+pub fn evaluate(
+    discovery: Result<Discovered, DiscoveryBlocked>,
+    from_domain: &str,
+    from_exists: bool,
+    spf: Option<&SpfIdentity>,
+    dkim: &[DkimIdentity],
+) -> DmarcEvaluation {
+    let from = from_domain.trim_end_matches('.').to_ascii_lowercase();
+    let mut eval = DmarcEvaluation {
+        result: DmarcResult::None,
+        from_domain: from.clone(),
+        policy_domain: None,
+        record: None,
+        policy: None,
+        disposition: Policy::None,
+        testing: false,
+        percent: 100,
+        spf: None,
+        dkim: vec![],
+        reason: String::new(),
+    };
+    let discovered = match discovery {
+        Ok(d) => d,
+        Err(DiscoveryBlocked::Failed { name, failure }) => {
+            eval.result = DmarcResult::TempError;
+            eval.reason = format!("the DMARC record could not be read: TXT {name}: {failure}");
+            return eval;
+        }
+        Err(DiscoveryBlocked::Pending) => {
+            eval.result = DmarcResult::TempError;
+            eval.reason = "the DMARC record was not fetched".into();
+            return eval;
+        }
+    };
+    eval.policy_domain = discovered.policy_domain.clone();
+    eval.record = discovered.record.clone();
+    let Some(text) = &discovered.record else {
+        eval.reason = format!("no DMARC record for {from}: DMARC does not apply");
+        return eval;
+    };
+    let Some(record) = DmarcRecord::parse(text).value else {
+        eval.result = DmarcResult::PermError;
+        eval.reason = "the DMARC record is not valid".into();
+        return eval;
+    };
+    let meaning = record.meaning(Rfc::Rfc9989);
+    let org = Some(discovered.organizational_domain.as_str());
+    eval.spf = spf.map(|s| align(&s.domain, &from, org, meaning.aspf, s.result == SpfResult::Pass));
+    eval.dkim = dkim.iter().map(|d| align(&d.domain, &from, org, meaning.adkim, d.pass)).collect();
+    let pass = eval.spf.as_ref().is_some_and(|a| a.aligned) || eval.dkim.iter().any(|a| a.aligned);
+    let policy = if discovered.own {
+        meaning.policy
+    } else if from_exists {
+        meaning.subdomain_policy
+    } else {
+        meaning.nonexistent_policy.unwrap_or(meaning.subdomain_policy)
+    };
+    eval.policy = Some(policy);
+    eval.testing = meaning.testing;
+    eval.percent = record.meaning(Rfc::Rfc7489).percent;
+    let by: Vec<String> = eval
+        .spf
+        .iter()
+        .filter(|a| a.aligned)
+        .map(|a| format!("SPF {} ({})", a.domain, a.how))
+        .chain(eval.dkim.iter().filter(|a| a.aligned).map(|a| format!("DKIM d={} ({})", a.domain, a.how)))
+        .collect();
+    if pass {
+        eval.result = DmarcResult::Pass;
+        eval.reason = format!("aligned through {}", by.join(" and "));
+    } else {
+        eval.result = DmarcResult::Fail;
+        eval.disposition = if meaning.testing { policy.weaker() } else { policy };
+        let mut reason = format!("neither SPF nor any DKIM signature passes aligned with {from}; policy {policy}");
+        if meaning.testing {
+            reason.push_str(&format!(", testing (t=y): {}", eval.disposition));
+        }
+        if eval.percent < 100 {
+            reason.push_str(&format!("; RFC 7489 receivers apply it to {}% of failing mail", eval.percent));
+        }
+        eval.reason = reason;
+    }
+    eval
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disc(record: &str, own: bool) -> Result<Discovered, DiscoveryBlocked> {
+        Ok(Discovered {
+            policy_domain: Some("example.com".into()),
+            record: Some(record.into()),
+            organizational_domain: "example.com".into(),
+            own,
+        })
+    }
+
+    fn spf(result: SpfResult, domain: &str) -> SpfIdentity {
+        SpfIdentity { result, domain: domain.into() }
+    }
+
+    fn dkim(domain: &str, pass: bool) -> DkimIdentity {
+        DkimIdentity { domain: domain.into(), selector: "s".into(), pass }
+    }
+
+    #[test]
+    fn ses_with_custom_mail_from_and_easy_dkim() {
+        let e = evaluate(
+            disc("v=DMARC1; p=reject", true),
+            "example.com",
+            true,
+            Some(&spf(SpfResult::Pass, "mail.example.com")),
+            &[dkim("example.com", true), dkim("amazonses.com", true)],
+        );
+        assert_eq!(e.result, DmarcResult::Pass);
+        assert_eq!(e.spf.as_ref().unwrap().how, "relaxed");
+        assert_eq!(e.dkim[0].how, "strict");
+        assert!(!e.dkim[1].aligned);
+        assert_eq!(e.disposition, Policy::None);
+    }
+
+    #[test]
+    fn default_ses_fails() {
+        let e = evaluate(
+            disc("v=DMARC1; p=quarantine", true),
+            "example.com",
+            true,
+            Some(&spf(SpfResult::Pass, "us-east-1.amazonses.com")),
+            &[dkim("amazonses.com", true)],
+        );
+        assert_eq!(e.result, DmarcResult::Fail);
+        assert_eq!(e.disposition, Policy::Quarantine);
+    }
+
+    #[test]
+    fn strict_alignment_and_testing() {
+        let e = evaluate(
+            disc("v=DMARC1; p=reject; aspf=s; t=y", true),
+            "example.com",
+            true,
+            Some(&spf(SpfResult::Pass, "mail.example.com")),
+            &[dkim("example.com", false)],
+        );
+        assert_eq!(e.result, DmarcResult::Fail);
+        assert!(!e.spf.as_ref().unwrap().aligned);
+        assert_eq!(e.disposition, Policy::Quarantine, "t=y: one level weaker");
+        let e = evaluate(
+            disc("v=DMARC1; p=reject; adkim=s", true),
+            "example.com",
+            true,
+            None,
+            &[dkim("sub.example.com", true)],
+        );
+        assert_eq!(e.result, DmarcResult::Fail);
+        assert_eq!(e.dkim[0].how, "relaxed");
+    }
+
+    #[test]
+    fn subdomain_and_nonexistent_policies() {
+        let r = "v=DMARC1; p=reject; sp=quarantine; np=none";
+        let e = evaluate(disc(r, false), "news.example.com", true, None, &[]);
+        assert_eq!((e.result, e.disposition), (DmarcResult::Fail, Policy::Quarantine));
+        let e = evaluate(disc(r, false), "nope.example.com", false, None, &[]);
+        assert_eq!(e.disposition, Policy::None);
+        let e = evaluate(
+            Err(DiscoveryBlocked::Failed {
+                name: "_dmarc.example.com".into(),
+                failure: ses_dmarc_dns::Failure::ServFail,
+            }),
+            "example.com",
+            true,
+            None,
+            &[],
+        );
+        assert_eq!(e.result, DmarcResult::TempError);
+        let none = evaluate(
+            Ok(Discovered {
+                policy_domain: None,
+                record: None,
+                organizational_domain: "example.com".into(),
+                own: false,
+            }),
+            "example.com",
+            true,
+            None,
+            &[],
+        );
+        assert_eq!(none.result, DmarcResult::None);
+    }
+}
