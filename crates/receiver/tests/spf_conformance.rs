@@ -117,7 +117,9 @@ fn resolver(zonedata: &BTreeMap<String, Vec<serde_yaml::Value>>) -> MemoryResolv
 #[test]
 fn rfc7208_conformance_suite() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/spf/rfc7208-tests.yml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{}: {e} (the shared/ folder must sit beside the repository, as in CI)", path.display())
+    });
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let (mut total, mut passed) = (0, 0);
     let mut failures = Vec::new();

@@ -1,0 +1,423 @@
+//! A received message, the way a receiving server sees it: SPF for the connection facts,
+//! every DKIM signature, DMARC alignment and the disposition the published policy asks
+//! for; what the receiver itself concluded (its Authentication-Results), and where it and
+//! we disagree; plain-language explanations with SES hints.
+
+use crate::dkim::verify_dkim;
+use crate::dmarc::{DkimIdentity, DmarcEvaluation, DmarcResult, SpfIdentity, evaluate};
+use crate::dmarc_discovery::{discover_9989, tree_walk_names};
+use crate::spf::{SpfCheck, SpfInput, SpfResult, check_mail_from};
+use mail_auth::AuthenticatedMessage;
+use serde::Serialize;
+use ses_dmarc_dns::{Answer, Outcome, RecordType, Resolver};
+use ses_dmarc_records::auth_results::{AuthenticationResults, ReceivedSpf};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Default)]
+pub struct VerifyInput {
+    pub ip: Option<IpAddr>,
+    pub mail_from: Option<String>,
+    pub helo: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(
+        "the input is not an e-mail message: no header section could be read (an RFC 5322 message starts with `Name: value` header lines)"
+    )]
+    NotAMessage,
+}
+
+/// Where the connection facts came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Connection {
+    pub ip: IpAddr,
+    pub mail_from: String,
+    pub helo: Option<String>,
+    /// `flags`, or the header that was trusted and why.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpfReport {
+    pub result: SpfResult,
+    pub domain: String,
+    pub aligned: bool,
+    pub alignment: &'static str,
+    pub reason: String,
+    pub lookups: usize,
+    #[serde(skip)]
+    pub check: SpfCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DkimReport {
+    pub domain: String,
+    pub selector: String,
+    pub result: String,
+    pub aligned: bool,
+    pub alignment: &'static str,
+    pub reason: Option<String>,
+    pub algorithm: String,
+    pub body_length: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DmarcReport {
+    pub result: DmarcResult,
+    pub policy: Option<String>,
+    pub disposition: String,
+    pub policy_domain: Option<String>,
+    pub record: Option<String>,
+    pub testing: bool,
+    pub reason: String,
+}
+
+/// One receiver header's view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceiverView {
+    pub header: &'static str,
+    pub authserv_id: Option<String>,
+    pub spf: Option<String>,
+    pub dkim: Vec<(String, String)>,
+    pub dmarc: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub from: Vec<String>,
+    pub from_domain: Option<String>,
+    pub connection: Option<Connection>,
+    pub spf: Option<SpfReport>,
+    pub dkim: Vec<DkimReport>,
+    pub dmarc: DmarcReport,
+    /// One line per fact, in plain words.
+    pub explanation: Vec<String>,
+    pub hints: Vec<String>,
+    pub receiver: Vec<ReceiverView>,
+    pub disagreements: Vec<String>,
+    /// Problems with the message itself (no From, two From, unparseable signatures).
+    pub problems: Vec<String>,
+}
+
+fn unfold(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).replace("\r\n", "").replace('\n', "").trim().to_string()
+}
+
+fn headers<'a>(msg: &'a AuthenticatedMessage<'a>, name: &str) -> Vec<String> {
+    msg.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| unfold(v)).collect()
+}
+
+fn domain_of(addr: &str) -> Option<String> {
+    let a = addr.trim().trim_start_matches('<').trim_end_matches('>');
+    a.rsplit_once('@').map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase()).filter(|d| !d.is_empty())
+}
+
+/// The client IP a receiver wrote into an SPF comment ("designates 192.0.2.1 as permitted
+/// sender", "sender IP is 192.0.2.1").
+fn ip_in_comment(comment: &str) -> Option<IpAddr> {
+    comment
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ')' || c == '(' || c == ';')
+        .filter_map(|w| w.trim_end_matches('.').parse::<IpAddr>().ok())
+        .next()
+}
+
+fn connection_from_headers(msg: &AuthenticatedMessage<'_>) -> Option<Connection> {
+    if let Some(rs) = headers(msg, "Received-SPF").first().and_then(|h| ReceivedSpf::parse(h).ok())
+        && let Some(ip) = rs.get("client-ip").and_then(|i| i.parse().ok())
+    {
+        return Some(Connection {
+            ip,
+            mail_from: rs.get("envelope-from").unwrap_or_default().to_string(),
+            helo: rs.get("helo").map(str::to_string),
+            source: "the topmost Received-SPF header (added by the last receiving server, so the most trustworthy)"
+                .into(),
+        });
+    }
+    for (name, arc) in [("Authentication-Results", false), ("ARC-Authentication-Results", true)] {
+        for h in headers(msg, name) {
+            let parsed = if arc { AuthenticationResults::parse_arc(&h) } else { AuthenticationResults::parse(&h) };
+            let Ok(ar) = parsed else { continue };
+            let Some(spf) = ar.method("spf").next() else { continue };
+            let Some(ip) = spf
+                .property("smtp.client-ip")
+                .and_then(|i| i.parse().ok())
+                .or_else(|| spf.comment.as_deref().and_then(ip_in_comment))
+            else {
+                continue;
+            };
+            return Some(Connection {
+                ip,
+                mail_from: spf.property("smtp.mailfrom").unwrap_or_default().to_string(),
+                helo: spf.property("smtp.helo").map(str::to_string),
+                source: format!(
+                    "the topmost {name} header with an SPF result{} (its SPF comment names the client IP)",
+                    ar.authserv_id.as_deref().map(|a| format!(", written by {a}")).unwrap_or_default()
+                ),
+            });
+        }
+    }
+    None
+}
+
+fn receiver_views(msg: &AuthenticatedMessage<'_>) -> Vec<ReceiverView> {
+    let mut out = Vec::new();
+    for (name, header, arc) in [
+        ("Authentication-Results", "Authentication-Results", false),
+        ("ARC-Authentication-Results", "ARC-Authentication-Results", true),
+    ] {
+        for h in headers(msg, name) {
+            let parsed = if arc { AuthenticationResults::parse_arc(&h) } else { AuthenticationResults::parse(&h) };
+            let Ok(ar) = parsed else { continue };
+            out.push(ReceiverView {
+                header,
+                authserv_id: ar.authserv_id.clone(),
+                spf: ar.method("spf").next().map(|r| r.result.clone()),
+                dkim: ar
+                    .method("dkim")
+                    .map(|r| {
+                        let d = r
+                            .property("header.d")
+                            .map(str::to_string)
+                            .or_else(|| r.property("header.i").and_then(domain_of))
+                            .unwrap_or_default();
+                        (d.to_ascii_lowercase(), r.result.clone())
+                    })
+                    .collect(),
+                dmarc: ar.method("dmarc").next().map(|r| r.result.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// Verifies a raw message.
+pub async fn verify_message<R: Resolver>(
+    resolver: &R,
+    raw: &[u8],
+    input: &VerifyInput,
+) -> Result<Verification, VerifyError> {
+    let msg = AuthenticatedMessage::parse(raw).ok_or(VerifyError::NotAMessage)?;
+    if msg.headers.is_empty() {
+        return Err(VerifyError::NotAMessage);
+    }
+    let mut problems = Vec::new();
+    let from_headers = headers(&msg, "From");
+    let from: Vec<String> = msg.from.iter().map(|f| f.to_ascii_lowercase()).collect();
+    match (from_headers.len(), from.len()) {
+        (0, _) => {
+            problems.push("no From header: DMARC has no domain to evaluate (receivers usually reject such mail)".into())
+        }
+        (1, 1) => {}
+        (1, 0) => problems.push(format!("the From header `{}` holds no address", from_headers[0])),
+        (1, n) => problems.push(format!(
+            "the From header holds {n} addresses: DMARC evaluates messages with exactly one author domain"
+        )),
+        (n, _) => problems
+            .push(format!("{n} From headers: RFC 5322 allows one, and DMARC receivers reject or ignore such messages")),
+    }
+    for e in &msg.errors {
+        problems.push(format!("a signature header could not be parsed: {:?}", e.header));
+    }
+    let from_domain = if from_headers.len() == 1 && from.len() == 1 { domain_of(&from[0]) } else { None };
+
+    // Connection facts.
+    let connection = match input.ip {
+        Some(ip) => {
+            let mail_from = input
+                .mail_from
+                .clone()
+                .or_else(|| {
+                    headers(&msg, "Return-Path")
+                        .first()
+                        .map(|r| r.trim_matches(|c| c == '<' || c == '>' || c == ' ').to_string())
+                })
+                .unwrap_or_default();
+            Some(Connection {
+                ip,
+                mail_from,
+                helo: input.helo.clone(),
+                source: "the command line (--ip, --mail-from, --helo; Return-Path for a missing --mail-from)".into(),
+            })
+        }
+        None => connection_from_headers(&msg),
+    };
+
+    // SPF.
+    let spf = match &connection {
+        Some(c) => {
+            let helo = c.helo.clone().or_else(|| domain_of(&c.mail_from)).unwrap_or_default();
+            let check =
+                check_mail_from(resolver, &SpfInput { ip: c.ip, mail_from: c.mail_from.clone(), helo, receiver: None })
+                    .await;
+            Some(check)
+        }
+        None => None,
+    };
+    // DKIM.
+    let dkim = verify_dkim(resolver, &msg).await;
+
+    // DMARC.
+    let dmarc_eval: Option<DmarcEvaluation> = match &from_domain {
+        None => None,
+        Some(fd) => {
+            let names: Vec<String> = tree_walk_names(fd).into_iter().map(|n| format!("_dmarc.{n}")).collect();
+            let (answers, exists): (Vec<Answer>, Answer) = futures::join!(
+                futures::future::join_all(names.iter().map(|n| resolver.lookup(n, RecordType::Txt))),
+                resolver.lookup(fd, RecordType::A)
+            );
+            let map: HashMap<String, Answer> = names.iter().cloned().zip(answers).collect();
+            let discovered = discover_9989(&|n: &str| map.get(n), fd);
+            let spf_id = spf.as_ref().map(|c| SpfIdentity { result: c.result, domain: c.domain.clone() });
+            let dkim_ids: Vec<DkimIdentity> = dkim
+                .iter()
+                .map(|d| DkimIdentity { domain: d.domain.clone(), selector: d.selector.clone(), pass: d.passed() })
+                .collect();
+            Some(evaluate(discovered, fd, exists.outcome != Outcome::NxDomain, spf_id.as_ref(), &dkim_ids))
+        }
+    };
+
+    let spf_report = spf.map(|check| {
+        let a = dmarc_eval.as_ref().and_then(|e| e.spf.clone());
+        SpfReport {
+            result: check.result,
+            domain: check.domain.clone(),
+            aligned: a.as_ref().is_some_and(|a| a.aligned),
+            alignment: a.as_ref().map(|a| a.how).unwrap_or("none"),
+            reason: check.reason.clone(),
+            lookups: check.lookups,
+            check,
+        }
+    });
+    let dkim_reports: Vec<DkimReport> = dkim
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let a = dmarc_eval.as_ref().and_then(|e| e.dkim.get(i).cloned());
+            DkimReport {
+                domain: d.domain.clone(),
+                selector: d.selector.clone(),
+                result: d.result.clone(),
+                aligned: a.as_ref().is_some_and(|a| a.aligned),
+                alignment: a.as_ref().map(|a| a.how).unwrap_or("none"),
+                reason: d.reason.clone(),
+                algorithm: d.algorithm.clone(),
+                body_length: d.body_length,
+            }
+        })
+        .collect();
+    let dmarc = match &dmarc_eval {
+        Some(e) => DmarcReport {
+            result: e.result,
+            policy: e.policy.map(|p| p.to_string()),
+            disposition: e.disposition.to_string(),
+            policy_domain: e.policy_domain.clone(),
+            record: e.record.clone(),
+            testing: e.testing,
+            reason: e.reason.clone(),
+        },
+        None => DmarcReport {
+            result: DmarcResult::PermError,
+            policy: None,
+            disposition: "none".into(),
+            policy_domain: None,
+            record: None,
+            testing: false,
+            reason: "no single From domain: DMARC cannot be evaluated".into(),
+        },
+    };
+
+    let mut v = Verification {
+        from,
+        from_domain,
+        connection,
+        spf: spf_report,
+        dkim: dkim_reports,
+        dmarc,
+        explanation: vec![],
+        hints: vec![],
+        receiver: receiver_views(&msg),
+        disagreements: vec![],
+        problems,
+    };
+    explain(&mut v);
+    Ok(v)
+}
+
+fn under_amazonses(domain: &str) -> bool {
+    domain == "amazonses.com" || domain.ends_with(".amazonses.com")
+}
+
+fn explain(v: &mut Verification) {
+    let mut lines = Vec::new();
+    match (&v.spf, &v.connection) {
+        (Some(s), Some(c)) => {
+            let align = if s.aligned {
+                format!("aligned ({})", s.alignment)
+            } else if under_amazonses(&s.domain) {
+                "not aligned: the envelope sender is SES's own".into()
+            } else {
+                "not aligned".into()
+            };
+            lines.push(format!("SPF {} for {} from {}, {align}", s.result, s.domain, c.ip));
+            if under_amazonses(&s.domain) {
+                v.hints.push("The envelope sender is under amazonses.com: no custom MAIL FROM is in use, so SPF can never align. Set one up (`ses-dmarc plan DOMAIN --mail-from mail`) and make the SES call.".into());
+            }
+        }
+        _ => lines.push("SPF not evaluated: no client IP (give --ip, or a message with a Received-SPF or Authentication-Results header)".into()),
+    }
+    for d in &v.dkim {
+        let align = if d.aligned {
+            format!("aligned ({})", d.alignment)
+        } else if under_amazonses(&d.domain) {
+            "not aligned: SES's own signature, expected".into()
+        } else if d.result == "pass" {
+            "not aligned".into()
+        } else {
+            d.reason.clone().unwrap_or_default()
+        };
+        lines.push(format!("DKIM d={} s={} {}, {align}", d.domain, d.selector, d.result));
+    }
+    if v.dkim.is_empty() {
+        lines.push("DKIM: the message is not signed".into());
+    }
+    if !v.dkim.is_empty() && v.dkim.iter().all(|d| under_amazonses(&d.domain)) {
+        v.hints.push("Only a d=amazonses.com signature: Easy DKIM is not enabled or not verified for this identity, so DKIM cannot align. Publish the three CNAMEs (`ses-dmarc plan`) and check them (`ses-dmarc check`).".into());
+    }
+    lines.push(format!("DMARC {}: {}", format!("{:?}", v.dmarc.result).to_ascii_lowercase(), v.dmarc.reason));
+    if v.dmarc.result == DmarcResult::Fail {
+        lines.push(format!(
+            "the policy asks the receiver to {}",
+            match v.dmarc.disposition.as_str() {
+                "reject" => "reject the message",
+                "quarantine" => "quarantine the message (spam folder)",
+                _ => "deliver it anyway (policy none), and report it",
+            }
+        ));
+    }
+    // Where the receiver's own conclusion differs from ours.
+    if let Some(r) = v.receiver.iter().find(|r| r.header == "Authentication-Results") {
+        let who = r.authserv_id.clone().unwrap_or_else(|| "the receiver".into());
+        if let (Some(theirs), Some(ours)) = (&r.spf, &v.spf)
+            && theirs != ours.result.as_str()
+        {
+            v.disagreements.push(format!("SPF: {who} says {theirs}, we get {} ({})", ours.result, ours.reason));
+        }
+        for (d, theirs) in &r.dkim {
+            if let Some(ours) = v.dkim.iter().find(|x| &x.domain == d)
+                && &ours.result != theirs
+            {
+                v.disagreements.push(format!("DKIM d={d}: {who} says {theirs}, we get {}", ours.result));
+            }
+        }
+        let ours = format!("{:?}", v.dmarc.result).to_ascii_lowercase();
+        if let Some(theirs) = &r.dmarc
+            && theirs != &ours
+        {
+            v.disagreements
+                .push(format!("DMARC: {who} says {theirs}, we get {ours} (DNS may have changed since delivery)"));
+        }
+    }
+    v.explanation = lines;
+}
