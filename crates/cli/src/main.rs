@@ -5,6 +5,7 @@ mod dns_args;
 mod plan_cmd;
 mod spf_cmd;
 mod style;
+mod verify_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +28,9 @@ enum Command {
     /// Show a domain's whole SPF include tree with its lookup counts, and evaluate it for
     /// an IP.
     Spf(spf_cmd::SpfArgs),
+    /// Show SPF, DKIM, DMARC and alignment for a received message, as a receiver computes
+    /// them.
+    Verify(verify_cmd::VerifyArgs),
 }
 
 /// Exit codes (docs/commands.md): 0 success, 1 errors found, 2 usage or input error,
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Spf(args) => spf_cmd::run(args),
+        Command::Verify(args) => verify_cmd::run(args),
     };
     match result {
         Ok(code) => code,
