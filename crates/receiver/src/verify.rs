@@ -198,7 +198,8 @@ pub async fn verify_message<R: Resolver>(
     raw: &[u8],
     input: &VerifyInput,
 ) -> Result<Verification, VerifyError> {
-    let msg = AuthenticatedMessage::parse(raw).ok_or(VerifyError::NotAMessage)?;
+    // Not strict: verify `l=` signatures as RFC 6376 receivers do, and explain their risk.
+    let msg = AuthenticatedMessage::parse_with_opts(raw, None, false).ok_or(VerifyError::NotAMessage)?;
     if msg.headers.is_empty() {
         return Err(VerifyError::NotAMessage);
     }
@@ -378,6 +379,12 @@ fn explain(v: &mut Verification) {
             d.reason.clone().unwrap_or_default()
         };
         lines.push(format!("DKIM d={} s={} {}, {align}", d.domain, d.selector, d.result));
+        if let Some(l) = d.body_length {
+            lines.push(format!(
+                "  the d={} signature covers only the first {l} bytes of the body (l=): anything appended after them is unsigned",
+                d.domain
+            ));
+        }
     }
     if v.dkim.is_empty() {
         lines.push("DKIM: the message is not signed".into());

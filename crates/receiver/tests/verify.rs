@@ -231,6 +231,37 @@ fn connection_facts_from_the_receivers_headers() {
 }
 
 #[test]
+fn body_length_and_expiry() {
+    let s = server();
+    let k = &keys().rsa2048;
+    let key = || RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.0.clone()))).unwrap();
+    let msg = message("example.com");
+    let sig = DkimSigner::from_key(key())
+        .domain("example.com")
+        .selector("s2048")
+        .headers(["From", "Subject"])
+        .body_length(true)
+        .sign(msg.as_bytes())
+        .unwrap();
+    let appended = format!("{}{msg}Appended by someone else.\r\n", sig.to_header());
+    let v = run(&s, &appended, None, None);
+    assert_eq!(v.dkim[0].result, "pass", "l= leaves appended text unsigned: {:?}", v.dkim[0]);
+    assert!(v.dkim[0].body_length.is_some());
+    assert!(v.explanation.iter().any(|l| l.contains("(l=)")), "{:#?}", v.explanation);
+    let sig = DkimSigner::from_key(key())
+        .domain("example.com")
+        .selector("s2048")
+        .headers(["From", "Subject"])
+        .expiration(1)
+        .sign(msg.as_bytes())
+        .unwrap();
+    let raw = format!("{}{msg}", sig.to_header());
+    std::thread::sleep(Duration::from_millis(2100));
+    let v = run(&s, &raw, None, None);
+    assert_ne!(v.dkim[0].result, "pass", "an expired signature: {:?}", v.dkim[0]);
+}
+
+#[test]
 fn broken_messages_get_a_verdict_or_an_error() {
     let s = server();
     let no_from = message("example.com").replace("From: Alice <alice@example.com>\r\n", "");
@@ -247,6 +278,13 @@ fn broken_messages_get_a_verdict_or_an_error() {
     let eight_bit = "From: J\u{fc}rgen <j@example.com>\r\nSubject: \u{ff}\u{fe}\r\n\r\n\u{80}\u{81}body".to_string();
     let _ = rt.block_on(verify_message(&client, eight_bit.as_bytes(), &VerifyInput::default())).unwrap();
     assert!(rt.block_on(verify_message(&client, b"", &VerifyInput::default())).is_err());
+    let broken_mime = format!(
+        "{}Content-Type: multipart/mixed; boundary=\"never-closed\r\n\r\n--never-closed\r\nContent-Type: text/plain; charset=\"\r\n\r\n\u{fffd}half a part",
+        message("example.com").split("\r\n\r\n").next().unwrap().to_string() + "\r\n"
+    );
+    let v = rt.block_on(verify_message(&client, broken_mime.as_bytes(), &VerifyInput::default())).unwrap();
+    assert_eq!(v.from_domain.as_deref(), Some("example.com"));
+    assert_eq!(v.dmarc.result, DmarcResult::Fail);
     let big =
         format!("{}{}", message("example.com"), "x".repeat(78).repeat(50 * 1024 * 1024 / 80).replace("xx", "x\r\n"));
     let raw = sign_rsa(&message("example.com"), &keys().rsa2048, "example.com", "s2048");
