@@ -52,6 +52,8 @@ pub struct DkimCheck {
     pub body_length: Option<u64>,
     /// `x=`: expiry, seconds since 1970.
     pub expires: Option<u64>,
+    /// The key record's flags say the domain is testing DKIM (`t=y`).
+    pub key_testing: bool,
 }
 
 impl DkimCheck {
@@ -83,6 +85,7 @@ pub async fn verify_dkim<R: Resolver>(resolver: &R, message: &AuthenticatedMessa
     names.sort();
     names.dedup();
     let answers = futures::future::join_all(names.iter().map(|n| resolver.lookup(n, RecordType::Txt))).await;
+    let mut testing_keys = std::collections::HashSet::new();
     for (name, answer) in names.iter().zip(answers) {
         let txt = match answer.outcome {
             Outcome::Records(records) => {
@@ -94,6 +97,11 @@ pub async fn verify_dkim<R: Resolver>(resolver: &R, message: &AuthenticatedMessa
                     })
                     .collect();
                 let key = texts.iter().find(|t| t.windows(2).any(|w| w == b"p=")).or(texts.first());
+                let flags =
+                    key.and_then(|k| ses_dmarc_records::DkimKeyRecord::parse(&String::from_utf8_lossy(k)).value);
+                if flags.and_then(|r| r.flags).is_some_and(|f| f.iter().any(|x| x == "y")) {
+                    testing_keys.insert(name.clone());
+                }
                 match key.map(|k| DomainKey::parse(k)) {
                     Some(Ok(dk)) => Txt::DomainKey(std::sync::Arc::new(dk)),
                     Some(Err(e)) => Txt::Error(e),
@@ -138,6 +146,9 @@ pub async fn verify_dkim<R: Resolver>(resolver: &R, message: &AuthenticatedMessa
                 algorithm: sig.map(|s| format!("{:?}", s.a).to_ascii_lowercase()).unwrap_or_default(),
                 body_length: sig.and_then(|s| (s.l > 0).then_some(s.l)),
                 expires: sig.and_then(|s| (s.x > 0).then_some(s.x)),
+                key_testing: sig.is_some_and(|s| {
+                    testing_keys.contains(&format!("{}._domainkey.{}", s.s, s.d).to_ascii_lowercase())
+                }),
             }
         })
         .collect()

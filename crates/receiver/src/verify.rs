@@ -61,6 +61,7 @@ pub struct DkimReport {
     pub reason: Option<String>,
     pub algorithm: String,
     pub body_length: Option<u64>,
+    pub key_testing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -305,6 +306,7 @@ pub async fn verify_message<R: Resolver>(
                 reason: d.reason.clone(),
                 algorithm: d.algorithm.clone(),
                 body_length: d.body_length,
+                key_testing: d.key_testing,
             }
         })
         .collect();
@@ -379,6 +381,12 @@ fn explain(v: &mut Verification) {
             d.reason.clone().unwrap_or_default()
         };
         lines.push(format!("DKIM d={} s={} {}, {align}", d.domain, d.selector, d.result));
+        if d.key_testing {
+            lines.push(format!(
+                "  the key of d={} s={} is in testing mode (t=y): receivers may treat its failures as if unsigned",
+                d.domain, d.selector
+            ));
+        }
         if let Some(l) = d.body_length {
             lines.push(format!(
                 "  the d={} signature covers only the first {l} bytes of the body (l=): anything appended after them is unsigned",

@@ -49,12 +49,13 @@ fn txt(v: &str) -> String {
 fn server() -> TestServer {
     let k = keys();
     let example = with_soa(&format!(
-        "s2048._domainkey TXT {}\ns1024._domainkey TXT {}\ned._domainkey TXT {}\nrevoked._domainkey TXT \"v=DKIM1; p=\"\n\
+        "s2048._domainkey TXT {}\ns1024._domainkey TXT {}\ned._domainkey TXT {}\nrevoked._domainkey TXT \"v=DKIM1; p=\"\ntesting._domainkey TXT {}\n\
          mail TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\nmail MX 10 feedback-smtp.us-east-1.amazonses.com.\n\
          _dmarc TXT \"v=DMARC1; p=reject; rua=mailto:d@example.com\"\n@ A 192.0.2.80\n",
         txt(&format!("v=DKIM1; k=rsa; p={}", k.rsa2048.1)),
         txt(&format!("v=DKIM1; k=rsa; p={}", k.rsa1024.1)),
         txt(&format!("v=DKIM1; k=ed25519; p={}", k.ed_public)),
+        txt(&format!("v=DKIM1; k=rsa; t=y; p={}", k.rsa2048.1)),
     ));
     let strict = with_soa(&format!(
         "s2048._domainkey TXT {}\nmail TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n_dmarc TXT \"v=DMARC1; p=quarantine; adkim=s; aspf=s\"\n@ A 192.0.2.81\n",
@@ -228,6 +229,15 @@ fn connection_facts_from_the_receivers_headers() {
     );
     let v = run(&s, &raw, None, None);
     assert!(v.connection.as_ref().unwrap().source.contains("Received-SPF"));
+}
+
+#[test]
+fn testing_keys_are_flagged() {
+    let s = server();
+    let v = run(&s, &sign_rsa(&message("example.com"), &keys().rsa2048, "example.com", "testing"), None, None);
+    assert_eq!(v.dkim[0].result, "pass");
+    assert!(v.dkim[0].key_testing);
+    assert!(v.explanation.iter().any(|l| l.contains("testing mode (t=y)")), "{:#?}", v.explanation);
 }
 
 #[test]
