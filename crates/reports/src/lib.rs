@@ -1,0 +1,5 @@
+//! DMARC reports. So far: aggregate reports, parsed as a stream (see [`aggregate`]).
+
+pub mod aggregate;
+
+pub use aggregate::{AggregateReport, ReportError, ReportRecord, parse, parse_streaming};
