@@ -1,5 +1,6 @@
 //! DMARC reports. So far: aggregate reports, parsed as a stream (see [`aggregate`]).
 
 pub mod aggregate;
+pub mod unpack;
 
 pub use aggregate::{AggregateReport, ReportError, ReportRecord, parse, parse_streaming};

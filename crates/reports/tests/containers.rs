@@ -1,0 +1,157 @@
+//! Containers recognised by content: the corpus e-mails (compressed attachments, RFC 2231
+//! names) unpack to reports whose values match the oracles; failure reports are recognised;
+//! bombs, deep nesting and junk give clear errors while the rest of a batch goes on.
+
+mod common;
+
+use common::{assert_matches_oracle, corpus};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::Value;
+use ses_dmarc_reports::parse;
+use ses_dmarc_reports::unpack::{Content, UnpackLimits, unpack};
+use std::io::Write;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zip(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in members {
+        w.start_file(
+            *name,
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated),
+        )
+        .unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+const REPORT: &[u8] = br#"<?xml version="1.0"?><feedback><report_metadata><org_name>T</org_name><report_id>r1</report_id><date_range><begin>1</begin><end>2</end></date_range></report_metadata><policy_published><domain>example.com</domain><p>none</p></policy_published><record><row><source_ip>192.0.2.1</source_ip><count>3</count></row><identifiers><header_from>example.com</header_from></identifiers></record></feedback>"#;
+
+#[test]
+fn corpus_emails_unpack_and_match_their_oracles() {
+    let dir = corpus("aggregate");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("eml") {
+            continue;
+        }
+        let data = std::fs::read(&path).unwrap();
+        let items = unpack(&path.display().to_string(), &data, &UnpackLimits::default());
+        let reports: Vec<_> = items
+            .iter()
+            .filter_map(|i| match i {
+                Ok(item) => match &item.content {
+                    Content::Aggregate(xml) => Some(parse(&xml[..]).unwrap_or_else(|e| panic!("{}: {e}", item.origin))),
+                    Content::Failure(_) => None,
+                },
+                Err(e) => panic!("{e}"),
+            })
+            .collect();
+        assert_eq!(reports.len(), 1, "{}: {items:?}", path.display());
+        let oracle: Value =
+            serde_json::from_str(&std::fs::read_to_string(path.with_extension("expected.json")).unwrap()).unwrap();
+        assert_matches_oracle(&reports[0], &oracle, &path.display().to_string());
+        n += 1;
+    }
+    assert_eq!(n, 5);
+}
+
+#[test]
+fn failure_reports_are_recognised() {
+    let dir = corpus("failure");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("eml") {
+            continue;
+        }
+        let items = unpack("f", &std::fs::read(&path).unwrap(), &UnpackLimits::default());
+        assert!(
+            items.iter().any(|i| matches!(i, Ok(item) if matches!(item.content, Content::Failure(_)))),
+            "{}: {items:?}",
+            path.display()
+        );
+        n += 1;
+    }
+    assert_eq!(n, 5);
+}
+
+#[test]
+fn nested_containers_and_mbox() {
+    let inner = zip(&[("a.xml.gz", &gzip(REPORT)), ("b.xml", REPORT), ("readme.txt", b"hello")]);
+    let items = unpack("batch.zip", &gzip(&inner), &UnpackLimits::default());
+    let ok: Vec<&str> = items.iter().filter_map(|i| i.as_ref().ok().map(|x| x.origin.as_str())).collect();
+    assert_eq!(ok, vec!["batch.zip!a.xml.gz", "batch.zip!b.xml"]);
+    assert!(items.iter().any(|i| i.as_ref().is_err_and(|e| e.origin == "batch.zip!readme.txt")));
+    let mail = |id: &str| {
+        format!(
+            "From: noreply@reporter.example\r\nSubject: Report {id}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment;\r\n filename*0=\"amazonses.com!example.com!1!2\"; filename*1=\".xml.gz\"\r\n\r\n{}\r\n--b--\r\n",
+            base64_lines(&gzip(REPORT))
+        )
+    };
+    let mbox =
+        format!("From a@b Mon Jan  1 00:00:00 2026\n{}\nFrom a@b Mon Jan  1 00:00:00 2026\n{}\n", mail("1"), mail("2"));
+    let items = unpack("box", mbox.as_bytes(), &UnpackLimits::default());
+    let ok: Vec<String> = items.iter().filter_map(|i| i.as_ref().ok().map(|x| x.origin.clone())).collect();
+    assert_eq!(
+        ok,
+        vec!["box#1/amazonses.com!example.com!1!2.xml.gz", "box#2/amazonses.com!example.com!1!2.xml.gz"],
+        "{items:?}"
+    );
+}
+
+fn base64_lines(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            s.push(if i <= chunk.len() { A[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
+        }
+    }
+    s.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
+}
+
+#[test]
+fn bombs_depth_and_junk_are_refused_and_the_batch_goes_on() {
+    let small = UnpackLimits { max_size: 8 * 1024 * 1024, ..UnpackLimits::default() };
+    let zeros = vec![0u8; 20 * 1024 * 1024];
+    let gz_bomb = gzip(&zeros);
+    let items = unpack("bomb.gz", &gz_bomb, &small);
+    assert!(items[0].as_ref().unwrap_err().message.contains("more than 8 MB"), "{items:?}");
+    let ratio = unpack("ratio.gz", &gz_bomb, &UnpackLimits::default());
+    assert!(ratio[0].as_ref().unwrap_err().message.contains("decompression bomb"), "{ratio:?}");
+    let zip_bomb = zip(&[("bomb.xml", &zeros), ("good.xml", REPORT)]);
+    let items = unpack("z.zip", &zip_bomb, &small);
+    assert!(items.iter().any(|i| i.is_err()));
+    assert!(
+        items.iter().any(|i| i.as_ref().is_ok_and(|x| x.origin == "z.zip!good.xml")),
+        "the rest of the batch goes on"
+    );
+    let mut nested = REPORT.to_vec();
+    for _ in 0..12 {
+        nested = gzip(&nested);
+    }
+    assert!(
+        unpack("deep", &nested, &UnpackLimits::default())[0].as_ref().unwrap_err().message.contains("nested deeper")
+    );
+    let junk: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
+    assert!(unpack("junk", &junk, &UnpackLimits::default())[0].is_err());
+    assert!(unpack("corrupt.gz", &gz_bomb[..200], &UnpackLimits::default())[0].is_err());
+    assert!(unpack("x.zip", b"PK\x03\x04garbage", &UnpackLimits::default())[0].is_err());
+    assert!(
+        unpack("html", b"<html></html>", &UnpackLimits::default())[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("not a DMARC")
+    );
+}
