@@ -155,3 +155,51 @@ fn bombs_depth_and_junk_are_refused_and_the_batch_goes_on() {
             .contains("not a DMARC")
     );
 }
+
+#[test]
+fn failure_reports_match_their_oracles() {
+    use ses_dmarc_reports::failure::parse_failure;
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for entry in std::fs::read_dir(corpus("failure")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("eml") {
+            continue;
+        }
+        let name = path.display().to_string();
+        let r = parse_failure(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let o: Value =
+            serde_json::from_str(&std::fs::read_to_string(path.with_extension("expected.json")).unwrap()).unwrap();
+        let s = |k: &str| o[k].as_str().map(str::to_string);
+        let flat = |x: &str| x.to_ascii_lowercase().replace(['-', '_'], "");
+        assert_eq!(flat(&r.feedback_type), flat(o["feedback_type"].as_str().unwrap()), "{name}");
+        assert_eq!(r.arrival_date, o["arrival_date"].as_i64(), "{name}");
+        assert_eq!(r.source_ip, s("source_ip"), "{name}");
+        assert_eq!(r.original_mail_from, s("original_mail_from"), "{name}");
+        assert_eq!(r.original_rcpt_to, s("original_rcpt_to"), "{name}");
+        assert_eq!(r.original_envelope_id, s("original_envelope_id"), "{name}");
+        assert_eq!(r.user_agent, s("user_agent"), "{name}");
+        assert_eq!(r.dkim_domain, s("dkim_domain"), "{name}");
+        assert_eq!(r.dkim_selector, s("dkim_selector"), "{name}");
+        let domains: Vec<String> =
+            o["reported_domain"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        assert_eq!(r.reported_domain, domains, "{name}");
+        let uris: Vec<String> =
+            o["reported_uri"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        assert_eq!(r.reported_uri, uris, "{name}");
+        let ar: Vec<String> =
+            o["authentication_results"].as_array().unwrap().iter().map(|v| norm(v.as_str().unwrap())).collect();
+        assert_eq!(r.authentication_results.iter().map(|a| norm(a)).collect::<Vec<_>>(), ar, "{name}");
+        if o["auth_failure"] != "Unspecified" {
+            assert_eq!(
+                flat(r.auth_failure.as_deref().unwrap_or_default()),
+                flat(o["auth_failure"].as_str().unwrap()),
+                "{name}"
+            );
+        }
+        if o["headers"].is_string() {
+            assert!(r.headers.as_deref().is_some_and(|h| h.contains(':')), "{name}");
+        }
+    }
+    assert!(parse_failure(b"From: a@b\r\n\r\nhello").is_err());
+    assert!(parse_failure(b"").is_err());
+}

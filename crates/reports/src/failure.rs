@@ -1,0 +1,120 @@
+//! Failure reports (ARF, RFC 5965 / RFC 6591 / RFC 9991): the feedback fields (source IP,
+//! identities, the authentication failure) and the reported message's headers.
+
+use mail_parser::{DateTime, MessageParser, MimeHeaders, PartType};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FailureReport {
+    /// Lower case: `auth-failure`, `abuse`, ...
+    pub feedback_type: String,
+    pub user_agent: Option<String>,
+    pub version: Option<String>,
+    /// Arrival-Date (or Received-Date), seconds since 1970.
+    pub arrival_date: Option<i64>,
+    pub source_ip: Option<String>,
+    pub original_mail_from: Option<String>,
+    pub original_rcpt_to: Option<String>,
+    pub original_envelope_id: Option<String>,
+    pub reporting_mta: Option<String>,
+    pub reported_domain: Vec<String>,
+    pub reported_uri: Vec<String>,
+    pub authentication_results: Vec<String>,
+    /// Lower case: `dkim`, `spf`, `dmarc`, `bodyhash`, `revoked`, `signature`, `adsp`.
+    pub auth_failure: Option<String>,
+    pub delivery_result: Option<String>,
+    pub dkim_domain: Option<String>,
+    pub dkim_identity: Option<String>,
+    pub dkim_selector: Option<String>,
+    pub spf_dns: Option<String>,
+    pub identity_alignment: Option<String>,
+    pub incidents: u64,
+    /// The reported message's header section, as sent.
+    pub headers: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailureError {
+    #[error("not an e-mail message")]
+    NotAMessage,
+    #[error("no message/feedback-report part: not an ARF failure report")]
+    NoFeedbackPart,
+    #[error("the feedback report has no Feedback-Type field")]
+    NoFeedbackType,
+}
+
+/// `Name: value` fields with folded continuation lines joined.
+fn fields(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = out.last_mut() {
+                v.push('\n');
+                v.push_str(line);
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            out.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+pub fn parse_failure(raw: &[u8]) -> Result<FailureReport, FailureError> {
+    let msg = MessageParser::default().parse(raw).ok_or(FailureError::NotAMessage)?;
+    let mut feedback: Option<String> = None;
+    let mut headers: Option<String> = None;
+    for part in &msg.parts {
+        let Some(ct) = part.content_type() else { continue };
+        let kind = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()).to_ascii_lowercase();
+        match kind.as_str() {
+            "message/feedback-report" => feedback = Some(String::from_utf8_lossy(part.contents()).into_owned()),
+            "text/rfc822-headers" => headers = Some(String::from_utf8_lossy(part.contents()).into_owned()),
+            "message/rfc822" | "message/global" => {
+                let raw = match &part.body {
+                    PartType::Message(m) => m.raw_message.as_ref(),
+                    _ => part.contents(),
+                };
+                let end =
+                    raw.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| raw.windows(2).position(|w| w == b"\n\n"));
+                headers = Some(String::from_utf8_lossy(&raw[..end.unwrap_or(raw.len())]).into_owned());
+            }
+            _ => {}
+        }
+    }
+    let feedback = feedback.ok_or(FailureError::NoFeedbackPart)?;
+    let mut r = FailureReport { incidents: 1, headers, ..Default::default() };
+    for (k, v) in fields(&feedback) {
+        let one = || Some(v.clone());
+        match k.as_str() {
+            "feedback-type" => r.feedback_type = v.to_ascii_lowercase(),
+            "user-agent" => r.user_agent = one(),
+            "version" => r.version = one(),
+            "arrival-date" | "received-date" => r.arrival_date = DateTime::parse_rfc822(&v).map(|d| d.to_timestamp()),
+            "source-ip" => r.source_ip = v.split_whitespace().next().map(str::to_string),
+            "original-mail-from" => r.original_mail_from = one(),
+            "original-rcpt-to" => r.original_rcpt_to = one(),
+            "original-envelope-id" => r.original_envelope_id = one(),
+            "reporting-mta" => {
+                r.reporting_mta = Some(v.split_once(';').map(|(_, m)| m.trim().to_string()).unwrap_or(v.clone()))
+            }
+            "reported-domain" => r.reported_domain.push(v.to_ascii_lowercase()),
+            "reported-uri" => r.reported_uri.push(v.clone()),
+            "authentication-results" => r.authentication_results.push(v.clone()),
+            "auth-failure" => r.auth_failure = Some(v.to_ascii_lowercase()),
+            "delivery-result" => r.delivery_result = Some(v.to_ascii_lowercase()),
+            "dkim-domain" => r.dkim_domain = Some(v.to_ascii_lowercase()),
+            "dkim-identity" => r.dkim_identity = one(),
+            "dkim-selector" => r.dkim_selector = one(),
+            "spf-dns" => r.spf_dns = one(),
+            "identity-alignment" => r.identity_alignment = Some(v.to_ascii_lowercase()),
+            "incidents" => r.incidents = v.parse().unwrap_or(1),
+            _ => {}
+        }
+    }
+    if r.feedback_type.is_empty() {
+        return Err(FailureError::NoFeedbackType);
+    }
+    Ok(r)
+}
