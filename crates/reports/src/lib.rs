@@ -1,7 +1,12 @@
-//! DMARC reports. So far: aggregate reports, parsed as a stream (see [`aggregate`]).
+//! DMARC reports: aggregate reports parsed as a stream ([`aggregate`]), containers
+//! ([`unpack`]), failure reports ([`failure`]), source classification ([`classify`]),
+//! summaries ([`summary`]) and rollout advice ([`rollout`]). Pure: no I/O beyond readers.
 
 pub mod aggregate;
+pub mod classify;
 pub mod failure;
+pub mod rollout;
+pub mod summary;
 pub mod unpack;
 
 pub use aggregate::{AggregateReport, ReportError, ReportRecord, parse, parse_streaming};

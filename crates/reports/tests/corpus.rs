@@ -137,3 +137,26 @@ proptest::proptest! {
         let _ = parse(&text[..]);
     }
 }
+
+#[test]
+fn summaries_count_messages_not_rows() {
+    use ses_dmarc_reports::classify::classify;
+    use ses_dmarc_reports::summary::SummaryBuilder;
+    for entry in std::fs::read_dir(corpus("aggregate")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("xml") {
+            continue;
+        }
+        let report = parse(std::io::BufReader::new(std::fs::File::open(&path).unwrap())).unwrap();
+        let mut b = SummaryBuilder::new(&report.header.policy.domain);
+        b.add_report(&report.header);
+        for r in &report.records {
+            b.add_record(&report.header, r, &classify(r, &report.header.policy, None));
+        }
+        let s = b.finish();
+        assert_eq!(s.messages, report.messages(), "{}", path.display());
+        assert_eq!(s.sources.iter().map(|x| x.messages).sum::<u64>(), s.messages);
+        assert!(s.dmarc_pass <= s.messages && s.spf_aligned <= s.messages && s.dkim_aligned <= s.messages);
+        assert!(s.days >= 1);
+    }
+}

@@ -1,0 +1,126 @@
+//! Totals and pass rates over a domain's reports, overall and per source, counted in
+//! messages (not rows), with the SES-specific lines.
+
+use crate::aggregate::{ReportHeader, ReportRecord};
+use crate::classify::{Classified, SourceKind};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SourceSummary {
+    pub source: String,
+    pub kind: Option<SourceKind>,
+    pub messages: u64,
+    pub dmarc_pass: u64,
+    pub spf_aligned: u64,
+    pub dkim_aligned: u64,
+    /// Report periods (seconds since 1970) in which the source first and last appears.
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SesSummary {
+    pub messages: u64,
+    /// SES messages aligned through the custom MAIL FROM (SPF).
+    pub aligned_via_mail_from: u64,
+    /// SES messages aligned through Easy DKIM.
+    pub aligned_via_dkim: u64,
+    /// SES messages sent with the default amazonses.com envelope.
+    pub default_mail_from: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub domain: String,
+    pub from: i64,
+    pub to: i64,
+    pub reports: u64,
+    pub messages: u64,
+    pub dmarc_pass: u64,
+    pub spf_aligned: u64,
+    pub dkim_aligned: u64,
+    /// Messages whose reporter evaluated DMARC differently from the recomputation.
+    pub reporter_differs: u64,
+    /// Distinct days (UTC) covered by the reports.
+    pub days: u32,
+    pub sources: Vec<SourceSummary>,
+    pub ses: SesSummary,
+}
+
+impl Summary {
+    pub fn rate(part: u64, whole: u64) -> f64 {
+        if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+    }
+}
+
+/// Accumulates reports into a [`Summary`].
+#[derive(Debug, Default)]
+pub struct SummaryBuilder {
+    summary: Summary,
+    sources: BTreeMap<String, SourceSummary>,
+    days: std::collections::BTreeSet<i64>,
+}
+
+impl SummaryBuilder {
+    pub fn new(domain: &str) -> Self {
+        SummaryBuilder {
+            summary: Summary { domain: domain.to_string(), from: i64::MAX, ..Default::default() },
+            ..Default::default()
+        }
+    }
+
+    pub fn add_report(&mut self, header: &ReportHeader) {
+        let s = &mut self.summary;
+        s.reports += 1;
+        s.from = s.from.min(header.metadata.begin);
+        s.to = s.to.max(header.metadata.end);
+        let (b, e) = (
+            header.metadata.begin.div_euclid(86_400),
+            header.metadata.end.max(header.metadata.begin + 1).saturating_sub(1).div_euclid(86_400),
+        );
+        for day in b..=e.min(b + 366) {
+            self.days.insert(day);
+        }
+    }
+
+    pub fn add_record(&mut self, header: &ReportHeader, record: &ReportRecord, c: &Classified) {
+        let n = record.count;
+        let s = &mut self.summary;
+        s.messages += n;
+        s.dmarc_pass += if c.dmarc_pass { n } else { 0 };
+        s.spf_aligned += if c.spf_aligned { n } else { 0 };
+        s.dkim_aligned += if c.dkim_aligned { n } else { 0 };
+        s.reporter_differs += if c.reporter_differs { n } else { 0 };
+        if c.kind == SourceKind::AmazonSes {
+            s.ses.messages += n;
+            s.ses.aligned_via_mail_from += if c.spf_aligned { n } else { 0 };
+            s.ses.aligned_via_dkim += if c.dkim_aligned { n } else { 0 };
+            s.ses.default_mail_from += if c.ses_default_mail_from { n } else { 0 };
+        }
+        let e = self.sources.entry(c.source.clone()).or_insert_with(|| SourceSummary {
+            source: c.source.clone(),
+            kind: Some(c.kind),
+            first_seen: header.metadata.begin,
+            last_seen: header.metadata.end,
+            ..Default::default()
+        });
+        e.messages += n;
+        e.dmarc_pass += if c.dmarc_pass { n } else { 0 };
+        e.spf_aligned += if c.spf_aligned { n } else { 0 };
+        e.dkim_aligned += if c.dkim_aligned { n } else { 0 };
+        e.first_seen = e.first_seen.min(header.metadata.begin);
+        e.last_seen = e.last_seen.max(header.metadata.end);
+    }
+
+    pub fn finish(mut self) -> Summary {
+        if self.summary.from == i64::MAX {
+            self.summary.from = 0;
+        }
+        self.summary.days = self.days.len() as u32;
+        let mut sources: Vec<SourceSummary> = self.sources.into_values().collect();
+        sources.sort_by(|a, b| b.messages.cmp(&a.messages).then(a.source.cmp(&b.source)));
+        self.summary.sources = sources;
+        self.summary
+    }
+}
