@@ -3,6 +3,7 @@
 mod check_cmd;
 mod dns_args;
 mod plan_cmd;
+mod reports_cmd;
 mod spf_cmd;
 mod style;
 mod verify_cmd;
@@ -31,6 +32,11 @@ enum Command {
     /// Show SPF, DKIM, DMARC and alignment for a received message, as a receiver computes
     /// them.
     Verify(verify_cmd::VerifyArgs),
+    /// DMARC reports: ingest them, summarize what they say.
+    #[command(subcommand)]
+    Reports(reports_cmd::ReportsCommand),
+    /// Say from the stored reports when p=none can become quarantine, then reject.
+    Rollout(reports_cmd::RolloutArgs),
 }
 
 /// Exit codes (docs/commands.md): 0 success, 1 errors found, 2 usage or input error,
@@ -44,6 +50,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check_cmd::run(args),
         Command::Spf(args) => spf_cmd::run(args),
         Command::Verify(args) => verify_cmd::run(args),
+        Command::Reports(cmd) => reports_cmd::run(cmd),
+        Command::Rollout(args) => reports_cmd::rollout(args),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,7 @@
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::BufRead;
 use std::net::IpAddr;
 
@@ -26,7 +26,7 @@ pub struct ReportMetadata {
     pub generator: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyPublished {
     pub domain: String,
     pub adkim: Option<String>,
@@ -50,7 +50,7 @@ pub struct PolicyReason {
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DkimAuth {
     pub domain: String,
     pub selector: Option<String>,
@@ -59,7 +59,7 @@ pub struct DkimAuth {
     pub human_result: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpfAuth {
     pub domain: String,
     pub scope: Option<String>,
@@ -392,7 +392,7 @@ fn close(
     path: &mut Vec<String>,
     text: &mut String,
     record_index: &mut usize,
-    on_record: &mut dyn FnMut(ReportRecord),
+    sink: &mut dyn ReportSink,
 ) {
     if path.is_empty() {
         return;
@@ -404,11 +404,29 @@ fn close(
         if let Some(r) = state.record.take() {
             match state.record_problem.take() {
                 Some(problem) => state.header.skipped.push(format!("record {record_index}: {problem}")),
-                None => on_record(r),
+                None => sink.record(r),
             }
         }
     }
     path.pop();
+}
+
+/// Receives a report as it is parsed: the header once it is complete (when the first
+/// record starts, or at the end of a report without records), then each record.
+pub trait ReportSink {
+    fn header(&mut self, header: &ReportHeader);
+    fn record(&mut self, record: ReportRecord);
+}
+
+struct FnSink<'f> {
+    on_record: &'f mut dyn FnMut(ReportRecord),
+}
+
+impl ReportSink for FnSink<'_> {
+    fn header(&mut self, _header: &ReportHeader) {}
+    fn record(&mut self, record: ReportRecord) {
+        (self.on_record)(record)
+    }
 }
 
 /// Parses a report, handing each record to `on_record` as soon as it is complete.
@@ -416,6 +434,15 @@ pub fn parse_streaming<R: BufRead>(
     input: R,
     limits: Limits,
     on_record: &mut dyn FnMut(ReportRecord),
+) -> Result<ReportHeader, ReportError> {
+    parse_into(input, limits, &mut FnSink { on_record })
+}
+
+/// Parses a report into a [`ReportSink`].
+pub fn parse_into<R: BufRead>(
+    input: R,
+    limits: Limits,
+    sink: &mut dyn ReportSink,
 ) -> Result<ReportHeader, ReportError> {
     let mut reader = Reader::from_reader(LossyUtf8::new(input));
     reader.config_mut().trim_text(false);
@@ -430,6 +457,7 @@ pub fn parse_streaming<R: BufRead>(
         saw_root: false,
     };
     let mut record_index = 0usize;
+    let mut header_sent = false;
     loop {
         let at = reader.buffer_position();
         let event = reader.read_event_into(&mut buf).map_err(|e| ReportError::Xml { at, message: e.to_string() })?;
@@ -457,10 +485,14 @@ pub fn parse_streaming<R: BufRead>(
                 if path.len() > limits.max_depth {
                     return Err(ReportError::TooDeep(limits.max_depth));
                 }
+                if !header_sent && path.len() == 2 && path[1] == "record" {
+                    header_sent = true;
+                    sink.header(&state.header);
+                }
                 state.start(&path);
                 text.clear();
                 if self_closing {
-                    close(&mut state, &mut path, &mut text, &mut record_index, on_record);
+                    close(&mut state, &mut path, &mut text, &mut record_index, sink);
                 }
             }
             Event::Text(t) => {
@@ -483,7 +515,7 @@ pub fn parse_streaming<R: BufRead>(
                     text.push(';');
                 }
             }
-            Event::End(_) => close(&mut state, &mut path, &mut text, &mut record_index, on_record),
+            Event::End(_) => close(&mut state, &mut path, &mut text, &mut record_index, sink),
             Event::Eof => break,
             _ => {}
         }
@@ -497,10 +529,13 @@ pub fn parse_streaming<R: BufRead>(
         h.schema = "rfc9990";
     }
     if h.version.as_deref().is_some_and(|v| v.starts_with("0.")) && h.schema != "rfc9990" {
-        return Ok(ReportHeader { schema: "draft", ..h });
+        h.schema = "draft";
     }
     if h.policy.domain.is_empty() {
         return Err(ReportError::Missing("policy_published/domain"));
+    }
+    if !header_sent {
+        sink.header(&h);
     }
     Ok(h)
 }

@@ -1,0 +1,210 @@
+//! `reports ingest`, `reports summary`, `rollout` end to end with a real SQLite file.
+
+mod common;
+
+use common::{ses_dmarc, stderr, stdout};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ses-dmarc-reports-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/reports")
+}
+
+fn json(args: &[&str]) -> (Option<i32>, Value) {
+    let o = ses_dmarc(args);
+    let v =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{args:?}: {e}\n{}\n{}", stdout(&o), stderr(&o)));
+    (o.status.code(), v)
+}
+
+#[test]
+fn corpus_ingests_once_and_twice_stores_nothing_new() {
+    let dir = tmp("corpus");
+    let db = format!("sqlite://{}", dir.join("r.sqlite").display());
+    let agg = corpus().join("aggregate");
+    let (code, v) = json(&[
+        "reports",
+        "ingest",
+        agg.to_str().unwrap(),
+        corpus().join("failure").to_str().unwrap(),
+        "--database",
+        &db,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(1), "the *.expected.json files are not reports");
+    for input in v["inputs"].as_array().unwrap() {
+        let path = input["path"].as_str().unwrap();
+        let expected = if path.ends_with(".json") { "failed" } else { "ingested" };
+        assert_eq!(input["outcome"], expected, "{path}: {input}");
+        if expected == "failed" {
+            assert!(input["error"].as_str().unwrap().contains("not a DMARC report"));
+        }
+    }
+    assert_eq!(v["totals"]["reports"], 25);
+    let (_, again) = json(&["reports", "ingest", agg.to_str().unwrap(), "--database", &db, "--format", "json"]);
+    assert_eq!(again["totals"]["reports"], 0);
+    assert_eq!(again["totals"]["duplicates"], 20);
+    let (code, s) =
+        json(&["reports", "summary", "stalw.art", "--days", "100000", "--database", &db, "--format", "json"]);
+    assert_eq!(code, Some(0));
+    for field in ["domain", "from", "to", "messages", "dmarc_pass", "spf_aligned", "dkim_aligned", "sources"] {
+        assert!(s.get(field).is_some(), "summary lacks {field}");
+    }
+    assert_eq!(s["messages"], 14);
+    let sources = s["sources"].as_array().unwrap();
+    assert_eq!(sources.iter().map(|x| x["messages"].as_u64().unwrap()).sum::<u64>(), 14);
+    assert!(sources.iter().any(|x| x["kind"] == "amazon_ses"));
+}
+
+fn report(domain: &str, id: usize, begin: i64, records: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>google.com</org_name><report_id>{id}</report_id>\
+         <date_range><begin>{begin}</begin><end>{}</end></date_range></report_metadata>\
+         <policy_published><domain>{domain}</domain><p>none</p></policy_published>{records}</feedback>",
+        begin + 86_400
+    )
+}
+
+fn ses_record(count: u64, aligned: bool) -> String {
+    let dkim = if aligned {
+        "<dkim><domain>correct.com</domain><selector>tokenone</selector><result>pass</result></dkim>"
+    } else {
+        ""
+    };
+    let spf_domain = if aligned { "mail.correct.com" } else { "us-east-1.amazonses.com" };
+    format!(
+        "<record><row><source_ip>54.240.8.1</source_ip><count>{count}</count><policy_evaluated><disposition>none</disposition>\
+         <dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>correct.com</header_from></identifiers>\
+         <auth_results>{dkim}<dkim><domain>amazonses.com</domain><result>pass</result></dkim><spf><domain>{spf_domain}</domain><result>pass</result></spf></auth_results></record>"
+    )
+}
+
+fn server() -> ses_dmarc_dns::testing::TestServer {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/tests/fixtures/zones");
+    let zones: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                format!("{}.", p.file_name().unwrap().to_str().unwrap().trim_end_matches(".zone")),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = zones.iter().map(|(o, t)| (o.as_str(), t.as_str())).collect();
+    ses_dmarc_dns::testing::TestServer::start(&refs).unwrap()
+}
+
+#[test]
+fn rollout_from_evidence() {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let dir = tmp("rollout");
+    let db = format!("sqlite://{}", dir.join("r.sqlite").display());
+    let s = server();
+    let ns = s.addr().to_string();
+    // 20 days of SES mail, all aligned: ready for quarantine (t=y).
+    for day in 0..20 {
+        std::fs::write(
+            dir.join(format!("r{day}.xml")),
+            report("correct.com", day, now - (21 - day as i64) * 86_400, &ses_record(620, true)),
+        )
+        .unwrap();
+    }
+    let (code, _) = json(&["reports", "ingest", dir.to_str().unwrap(), "--database", &db, "--format", "json"]);
+    assert_eq!(code, Some(1), "the sqlite file in the directory is not a report");
+    let (code, r) = json(&["rollout", "correct.com", "--database", &db, "--nameserver", &ns, "--format", "json"]);
+    assert_eq!((code, &r["stage"], &r["ready"]), (Some(0), &Value::from("none"), &Value::from(true)), "{r}");
+    assert_eq!(r["current_record"], "v=DMARC1; p=none; rua=mailto:dmarc@correct.com");
+    assert_eq!(r["next_record"], "v=DMARC1; p=quarantine; rua=mailto:dmarc@correct.com; t=y");
+    assert_eq!(r["blockers"].as_array().unwrap().len(), 0);
+    // Then a day of unaligned SES mail (default MAIL FROM, no Easy DKIM): blocked, in numbers.
+    std::fs::write(dir.join("bad.xml"), report("correct.com", 99, now - 2 * 86_400, &ses_record(1000, false))).unwrap();
+    json(&["reports", "ingest", dir.join("bad.xml").to_str().unwrap(), "--database", &db, "--format", "json"]);
+    let (code, r) = json(&["rollout", "correct.com", "--database", &db, "--nameserver", &ns, "--format", "json"]);
+    assert_eq!((code, &r["ready"]), (Some(1), &Value::from(false)));
+    let msgs: Vec<&str> = r["blockers"].as_array().unwrap().iter().map(|b| b["message"].as_str().unwrap()).collect();
+    assert!(msgs.iter().any(|m| m.starts_with("source Amazon SES: 7.5% of 13,400 messages not aligned")), "{msgs:?}");
+}
+
+#[test]
+fn killing_ingest_midway_then_rerunning_stores_what_one_clean_run_does() {
+    let dir = tmp("kill");
+    let inputs = dir.join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let records: String = (0..400).map(|i| ses_record(i % 7 + 1, i % 3 == 0)).collect();
+    for i in 0..300 {
+        std::fs::write(
+            inputs.join(format!("{i:03}.xml")),
+            report("correct.com", i, 1_700_000_000 + i as i64 * 86_400, &records),
+        )
+        .unwrap();
+    }
+    let killed_db = format!("sqlite://{}", dir.join("killed.sqlite").display());
+    let clean_db = format!("sqlite://{}", dir.join("clean.sqlite").display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ses-dmarc"))
+        .args(["reports", "ingest", inputs.to_str().unwrap(), "--database", &killed_db, "--format", "json"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some reports are stored, well before all 300 are.
+    let killed_path = dir.join("killed.sqlite");
+    let started = std::time::Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let stored = ses_dmarc_store::Store::open(&ses_dmarc_store::Location::Sqlite(killed_path.clone()))
+            .and_then(|s| s.totals())
+            .map(|t| t.0)
+            .unwrap_or(0);
+        if stored >= 5 || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (stored, _, _) = ses_dmarc_store::Store::open(&ses_dmarc_store::Location::Sqlite(killed_path.clone()))
+        .unwrap()
+        .totals()
+        .unwrap();
+    assert!(stored > 0 && stored < 300, "killed after {stored} reports");
+    let (code, _) =
+        json(&["reports", "ingest", inputs.to_str().unwrap(), "--database", &killed_db, "--format", "json"]);
+    assert_eq!(code, Some(0));
+    json(&["reports", "ingest", inputs.to_str().unwrap(), "--database", &clean_db, "--format", "json"]);
+    let summary = |db: &str| {
+        json(&["reports", "summary", "correct.com", "--days", "100000", "--database", db, "--format", "json"]).1
+    };
+    let (a, b) = (summary(&killed_db), summary(&clean_db));
+    assert_eq!(a["reports"], 300);
+    for k in ["reports", "messages", "dmarc_pass", "spf_aligned", "dkim_aligned"] {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+}
+
+#[test]
+fn bad_database_and_inputs() {
+    let o = ses_dmarc(&[
+        "reports",
+        "ingest",
+        "/nonexistent/x.xml",
+        "--database",
+        "sqlite:///tmp/ses-dmarc-never.sqlite",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("cannot read"));
+    let o = ses_dmarc(&["reports", "summary", "example.com", "--database", "mysql://x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("sqlite://"), "{}", stderr(&o));
+    let o = ses_dmarc(&["reports", "summary", "not a domain", "--database", "sqlite:///tmp/ses-dmarc-never.sqlite"]);
+    assert_eq!(o.status.code(), Some(2));
+}
