@@ -211,7 +211,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(if outcomes.iter().any(|o| o.outcome == "failed" || o.outcome == "partial") { 1 } else { 0 }))
 }
 
-fn build_summary(store: &ses_dmarc_store::Store, domain: &str, days: i64) -> anyhow::Result<Summary> {
+fn build_summary(store: &mut ses_dmarc_store::Store, domain: &str, days: i64) -> anyhow::Result<Summary> {
     if days <= 0 {
         bail!("--days must be at least 1");
     }
@@ -233,8 +233,8 @@ fn pct(part: u64, whole: u64) -> String {
 
 fn summary_cmd(args: SummaryArgs) -> anyhow::Result<ExitCode> {
     let domain = domain_arg(&args.domain)?;
-    let store = ses_dmarc_store::open(args.db.database.as_deref())?;
-    let s = build_summary(&store, &domain, args.days)?;
+    let mut store = ses_dmarc_store::open(args.db.database.as_deref())?;
+    let s = build_summary(&mut store, &domain, args.days)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?,
@@ -290,8 +290,8 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=100.0).contains(&args.min_pass) {
         bail!("--min-pass is a percentage from 0 to 100");
     }
-    let store = ses_dmarc_store::open(args.db.database.as_deref())?;
-    let summary = build_summary(&store, &domain, args.days)?;
+    let mut store = ses_dmarc_store::open(args.db.database.as_deref())?;
+    let summary = build_summary(&mut store, &domain, args.days)?;
     let resolver = args.dns.resolver(&domain, 16)?;
     let names: Vec<String> = tree_walk_names(&domain).into_iter().map(|n| format!("_dmarc.{n}")).collect();
     let answers = runtime()?.block_on(async {

@@ -1,81 +1,99 @@
-//! Persistence of DMARC reports. SQLite (one file, created on first use) behind [`Store`];
+//! Persistence of DMARC reports behind one [`Store`]: SQLite by default (one file, created
+//! on first use, WAL) or PostgreSQL for shared deployments. The same SQL serves both;
 //! migrations are numbered and applied in order; one transaction per report; a report is
 //! stored once per (org_name, report_id, policy domain, begin, end).
 
 pub mod ingest;
 
-use rusqlite::{Connection, OptionalExtension, params};
 use ses_dmarc_reports::aggregate::{DkimAuth, PolicyPublished, ReportHeader, ReportRecord, SpfAuth};
-use std::path::{Path, PathBuf};
+use ses_dmarc_reports::failure::FailureReport;
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("`{0}` is not a database URL: use sqlite://PATH (or a plain file path)")]
+    #[error("`{0}` is not a database URL: use sqlite://PATH, a file path, or postgres://USER@HOST/DB")]
     BadUrl(String),
-    #[error("{0} databases are not supported yet: use sqlite://PATH")]
-    Unsupported(String),
     #[error("cannot create {path}: {source}")]
     CreateDir { path: String, source: std::io::Error },
     #[error("database {path}: {source}")]
     Sqlite { path: String, source: rusqlite::Error },
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: postgres::Error },
     #[error("the database {path} was written by a newer ses-dmarc (schema {found}, this one knows {known})")]
     TooNew { path: String, found: i64, known: i64 },
     #[error("database error: {0}")]
-    Query(#[from] rusqlite::Error),
+    Sql(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Pg(#[from] postgres::Error),
 }
 
-const MIGRATIONS: &[&str] = &[
-    // 1: reports and their records.
-    "CREATE TABLE reports (
-        id INTEGER PRIMARY KEY,
-        org_name TEXT NOT NULL,
-        report_id TEXT NOT NULL,
-        domain TEXT NOT NULL,
-        begin_ts INTEGER NOT NULL,
-        end_ts INTEGER NOT NULL,
-        email TEXT,
-        schema TEXT NOT NULL,
-        policy TEXT NOT NULL,
-        origin TEXT NOT NULL,
-        ingested_at INTEGER NOT NULL,
-        UNIQUE (org_name, report_id, domain, begin_ts, end_ts)
-    );
-    CREATE TABLE records (
-        report INTEGER NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
-        source_ip TEXT NOT NULL,
-        count INTEGER NOT NULL,
-        header_from TEXT NOT NULL,
-        envelope_from TEXT,
-        disposition TEXT,
-        evaluated_dkim TEXT,
-        evaluated_spf TEXT,
-        dkim TEXT NOT NULL,
-        spf TEXT NOT NULL
-    );
-    CREATE INDEX records_report ON records(report);
-    CREATE INDEX reports_domain ON reports(domain, begin_ts);",
-    // 2: failure reports.
-    "CREATE TABLE failures (
-        id INTEGER PRIMARY KEY,
-        domain TEXT,
-        arrival_ts INTEGER,
-        source_ip TEXT,
-        feedback_type TEXT NOT NULL,
-        auth_failure TEXT,
-        report TEXT NOT NULL,
-        origin TEXT NOT NULL,
-        ingested_at INTEGER NOT NULL
-    );",
+/// Numbered migrations: (SQLite, PostgreSQL).
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "CREATE TABLE reports (
+            id INTEGER PRIMARY KEY,
+            org_name TEXT NOT NULL, report_id TEXT NOT NULL, domain TEXT NOT NULL,
+            begin_ts INTEGER NOT NULL, end_ts INTEGER NOT NULL, email TEXT,
+            schema TEXT NOT NULL, policy TEXT NOT NULL, origin TEXT NOT NULL, ingested_at INTEGER NOT NULL,
+            UNIQUE (org_name, report_id, domain, begin_ts, end_ts));
+         CREATE TABLE records (
+            report INTEGER NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
+            source_ip TEXT NOT NULL, count INTEGER NOT NULL, header_from TEXT NOT NULL,
+            envelope_from TEXT, disposition TEXT, evaluated_dkim TEXT, evaluated_spf TEXT,
+            dkim TEXT NOT NULL, spf TEXT NOT NULL);
+         CREATE INDEX records_report ON records(report);
+         CREATE INDEX reports_domain ON reports(domain, begin_ts);",
+        "CREATE TABLE reports (
+            id BIGSERIAL PRIMARY KEY,
+            org_name TEXT NOT NULL, report_id TEXT NOT NULL, domain TEXT NOT NULL,
+            begin_ts BIGINT NOT NULL, end_ts BIGINT NOT NULL, email TEXT,
+            schema TEXT NOT NULL, policy TEXT NOT NULL, origin TEXT NOT NULL, ingested_at BIGINT NOT NULL,
+            UNIQUE (org_name, report_id, domain, begin_ts, end_ts));
+         CREATE TABLE records (
+            report BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
+            source_ip TEXT NOT NULL, count BIGINT NOT NULL, header_from TEXT NOT NULL,
+            envelope_from TEXT, disposition TEXT, evaluated_dkim TEXT, evaluated_spf TEXT,
+            dkim TEXT NOT NULL, spf TEXT NOT NULL);
+         CREATE INDEX records_report ON records(report);
+         CREATE INDEX reports_domain ON reports(domain, begin_ts);",
+    ),
+    (
+        "CREATE TABLE failures (
+            id INTEGER PRIMARY KEY, domain TEXT, arrival_ts INTEGER, source_ip TEXT,
+            feedback_type TEXT NOT NULL, auth_failure TEXT, report TEXT NOT NULL,
+            origin TEXT NOT NULL, ingested_at INTEGER NOT NULL);",
+        "CREATE TABLE failures (
+            id BIGSERIAL PRIMARY KEY, domain TEXT, arrival_ts BIGINT, source_ip TEXT,
+            feedback_type TEXT NOT NULL, auth_failure TEXT, report TEXT NOT NULL,
+            origin TEXT NOT NULL, ingested_at BIGINT NOT NULL);",
+    ),
 ];
+
+const INSERT_REPORT: &str =
+    "INSERT INTO reports (org_name, report_id, domain, begin_ts, end_ts, email, schema, policy, origin, ingested_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (org_name, report_id, domain, begin_ts, end_ts) DO NOTHING";
+const INSERT_RECORD: &str = "INSERT INTO records (report, source_ip, count, header_from, envelope_from, disposition, evaluated_dkim, evaluated_spf, dkim, spf)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const INSERT_FAILURE: &str =
+    "INSERT INTO failures (domain, arrival_ts, source_ip, feedback_type, auth_failure, report, origin, ingested_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const SELECT_RECORDS: &str = "SELECT r.org_name, r.report_id, r.begin_ts, r.end_ts, r.schema, r.policy,
+        c.source_ip, c.count, c.header_from, c.envelope_from, c.disposition, c.evaluated_dkim, c.evaluated_spf, c.dkim, c.spf
+     FROM reports r JOIN records c ON c.report = r.id
+     WHERE r.domain = $1 AND r.end_ts > $2 ORDER BY r.begin_ts";
+const SELECT_REPORTS: &str =
+    "SELECT org_name, report_id, begin_ts, end_ts FROM reports WHERE domain = $1 AND end_ts > $2";
 
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Sqlite(PathBuf),
+    Postgres(String),
 }
 
 impl Location {
-    /// `sqlite://PATH`, `sqlite:PATH`, a plain path, or `postgres://...` (not yet).
+    /// `sqlite://PATH`, `sqlite:PATH`, a plain path, or `postgres://...` / `postgresql://...`.
     pub fn parse(url: &str) -> Result<Self, StoreError> {
         if let Some(p) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             if p.is_empty() {
@@ -84,9 +102,9 @@ impl Location {
             return Ok(Location::Sqlite(PathBuf::from(p)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(StoreError::Unsupported("PostgreSQL".into()));
+            return Ok(Location::Postgres(url.to_string()));
         }
-        if url.contains("://") {
+        if url.contains("://") || url.is_empty() {
             return Err(StoreError::BadUrl(url.into()));
         }
         Ok(Location::Sqlite(PathBuf::from(url)))
@@ -102,9 +120,14 @@ impl Location {
     }
 }
 
+enum Backend {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
 pub struct Store {
-    conn: Connection,
-    path: String,
+    backend: Backend,
+    name: String,
 }
 
 /// What storing one report did.
@@ -121,41 +144,129 @@ pub struct StoredRecord {
     pub record: ReportRecord,
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A PostgreSQL URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_from(
+    org: String,
+    report_id: String,
+    begin: i64,
+    end: i64,
+    schema: String,
+    policy: String,
+    ip: String,
+    count: i64,
+    header_from: String,
+    envelope_from: Option<String>,
+    disposition: Option<String>,
+    evaluated_dkim: Option<String>,
+    evaluated_spf: Option<String>,
+    dkim: String,
+    spf: String,
+) -> StoredRecord {
+    let mut header = ReportHeader::default();
+    header.metadata.org_name = org;
+    header.metadata.report_id = report_id;
+    header.metadata.begin = begin;
+    header.metadata.end = end;
+    header.schema = if schema == "rfc9990" { "rfc9990" } else { "rfc7489" };
+    header.policy = serde_json::from_str::<PolicyPublished>(&policy).unwrap_or_default();
+    StoredRecord {
+        header,
+        record: ReportRecord {
+            source_ip: ip.parse().ok(),
+            source_ip_text: ip,
+            count: count.max(0) as u64,
+            header_from,
+            envelope_from,
+            disposition,
+            evaluated_dkim,
+            evaluated_spf,
+            dkim: serde_json::from_str::<Vec<DkimAuth>>(&dkim).unwrap_or_default(),
+            spf: serde_json::from_str::<Vec<SpfAuth>>(&spf).unwrap_or_default(),
+            reasons: vec![],
+            envelope_to: None,
+        },
+    }
+}
+
 impl Store {
     pub fn open(location: &Location) -> Result<Self, StoreError> {
-        let Location::Sqlite(path) = location;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
-        }
-        let display = path.display().to_string();
-        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: display.clone(), source })?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|source| StoreError::Sqlite { path: display.clone(), source })?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(|source| StoreError::Sqlite { path: display.clone(), source })?;
-        let mut store = Store { conn, path: display };
+        let mut store = match location {
+            Location::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+                }
+                let name = path.display().to_string();
+                let sql = |source| StoreError::Sqlite { path: name.clone(), source };
+                let conn = rusqlite::Connection::open(path).map_err(sql)?;
+                conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+                conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                    .map_err(sql)?;
+                Store { backend: Backend::Sqlite(conn), name }
+            }
+            Location::Postgres(url) => {
+                let client = postgres::Client::connect(url, postgres::NoTls)
+                    .map_err(|source| StoreError::Connect { url: redact(url), source })?;
+                Store { backend: Backend::Postgres(client), name: redact(url) }
+            }
+        };
         store.migrate()?;
         Ok(store)
     }
 
+    /// The database's name for messages (a file path, or the URL without password).
     pub fn path(&self) -> &str {
-        &self.path
+        &self.name
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-        let current: i64 =
-            self.conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
-        if current > known {
-            return Err(StoreError::TooNew { path: self.path.clone(), found: current, known });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.execute("INSERT INTO schema_version (version) VALUES (?1)", params![i as i64 + 1])?;
-            tx.commit()?;
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+                let current: i64 =
+                    conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
+                if current > known {
+                    return Err(StoreError::TooNew { path: self.name.clone(), found: current, known });
+                }
+                for (i, (sql, _)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+                    let tx = conn.transaction()?;
+                    tx.execute_batch(sql)?;
+                    tx.execute("INSERT INTO schema_version (version) VALUES ($1)", [i as i64 + 1])?;
+                    tx.commit()?;
+                }
+            }
+            Backend::Postgres(client) => {
+                let mut tx = client.transaction()?;
+                // One migrator at a time across machines sharing the database.
+                tx.execute("SELECT pg_advisory_xact_lock(727172)", &[])?;
+                tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+                let current: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])?.get(0);
+                if current > known {
+                    return Err(StoreError::TooNew { path: self.name.clone(), found: current, known });
+                }
+                for (i, (_, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+                    tx.batch_execute(sql)?;
+                    tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i64 + 1)])?;
+                }
+                tx.commit()?;
+            }
         }
         Ok(())
     }
@@ -167,30 +278,60 @@ impl Store {
         header: &ReportHeader,
         origin: &str,
     ) -> Result<Option<ReportWriter<'_>>, StoreError> {
-        let tx = self.conn.transaction()?;
         let m = &header.metadata;
-        let inserted = tx.execute(
-            "INSERT INTO reports (org_name, report_id, domain, begin_ts, end_ts, email, schema, policy, origin, ingested_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (org_name, report_id, domain, begin_ts, end_ts) DO NOTHING",
-            params![
-                m.org_name,
-                m.report_id,
-                header.policy.domain,
-                m.begin,
-                m.end,
-                m.email,
-                header.schema,
-                serde_json::to_string(&header.policy).unwrap_or_default(),
-                origin,
-                unix_now()
-            ],
-        )?;
-        if inserted == 0 {
-            return Ok(None);
+        let policy = serde_json::to_string(&header.policy).unwrap_or_default();
+        let now = unix_now();
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                let tx = conn.transaction()?;
+                let inserted = tx.execute(
+                    INSERT_REPORT,
+                    rusqlite::params![
+                        m.org_name,
+                        m.report_id,
+                        header.policy.domain,
+                        m.begin,
+                        m.end,
+                        m.email,
+                        header.schema,
+                        policy,
+                        origin,
+                        now
+                    ],
+                )?;
+                if inserted == 0 {
+                    return Ok(None);
+                }
+                let id = tx.last_insert_rowid();
+                Ok(Some(ReportWriter { inner: WriterInner::Sqlite(tx), id, records: 0, messages: 0 }))
+            }
+            Backend::Postgres(client) => {
+                let mut tx = client.transaction()?;
+                let row = tx.query_opt(
+                    &format!("{INSERT_REPORT} RETURNING id"),
+                    &[
+                        &m.org_name,
+                        &m.report_id,
+                        &header.policy.domain,
+                        &m.begin,
+                        &m.end,
+                        &m.email,
+                        &header.schema,
+                        &policy,
+                        &origin,
+                        &now,
+                    ],
+                )?;
+                let Some(row) = row else { return Ok(None) };
+                let id: i64 = row.get(0);
+                Ok(Some(ReportWriter {
+                    inner: WriterInner::Postgres(tx, Vec::with_capacity(PG_BATCH)),
+                    id,
+                    records: 0,
+                    messages: 0,
+                }))
+            }
         }
-        let id = tx.last_insert_rowid();
-        Ok(Some(ReportWriter { tx, id, records: 0, messages: 0 }))
     }
 
     /// Stores one whole report (see [`Store::begin_report`]).
@@ -208,108 +349,206 @@ impl Store {
         Ok(Stored::New { records, messages })
     }
 
-    pub fn store_failure(
-        &mut self,
-        report: &ses_dmarc_reports::failure::FailureReport,
-        origin: &str,
-    ) -> Result<(), StoreError> {
+    pub fn store_failure(&mut self, report: &FailureReport, origin: &str) -> Result<(), StoreError> {
+        let json = serde_json::to_string(report).unwrap_or_default();
+        let domain = report.reported_domain.first().cloned();
         let now = unix_now();
-        self.conn.execute(
-            "INSERT INTO failures (domain, arrival_ts, source_ip, feedback_type, auth_failure, report, origin, ingested_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                report.reported_domain.first(),
-                report.arrival_date,
-                report.source_ip,
-                report.feedback_type,
-                report.auth_failure,
-                serde_json::to_string(report).unwrap_or_default(),
-                origin,
-                now
-            ],
-        )?;
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                conn.execute(
+                    INSERT_FAILURE,
+                    rusqlite::params![
+                        domain,
+                        report.arrival_date,
+                        report.source_ip,
+                        report.feedback_type,
+                        report.auth_failure,
+                        json,
+                        origin,
+                        now
+                    ],
+                )?;
+            }
+            Backend::Postgres(client) => {
+                client.execute(
+                    INSERT_FAILURE,
+                    &[
+                        &domain,
+                        &report.arrival_date,
+                        &report.source_ip,
+                        &report.feedback_type,
+                        &report.auth_failure,
+                        &json,
+                        &origin,
+                        &now,
+                    ],
+                )?;
+            }
+        }
         Ok(())
     }
 
     /// Every record of reports for `domain` whose period ends after `since`.
-    pub fn records_for(&self, domain: &str, since: i64, each: &mut dyn FnMut(StoredRecord)) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT r.org_name, r.report_id, r.begin_ts, r.end_ts, r.schema, r.policy,
-                    c.source_ip, c.count, c.header_from, c.envelope_from, c.disposition, c.evaluated_dkim, c.evaluated_spf, c.dkim, c.spf
-             FROM reports r JOIN records c ON c.report = r.id
-             WHERE r.domain = ?1 AND r.end_ts > ?2 ORDER BY r.begin_ts",
-        )?;
-        let mut rows = stmt.query(params![domain, since])?;
-        while let Some(row) = rows.next()? {
-            let mut header = ReportHeader::default();
-            header.metadata.org_name = row.get(0)?;
-            header.metadata.report_id = row.get(1)?;
-            header.metadata.begin = row.get(2)?;
-            header.metadata.end = row.get(3)?;
-            header.schema = if row.get::<_, String>(4)? == "rfc9990" { "rfc9990" } else { "rfc7489" };
-            header.policy = serde_json::from_str::<PolicyPublished>(&row.get::<_, String>(5)?).unwrap_or_default();
-            let ip: String = row.get(6)?;
-            let record = ReportRecord {
-                source_ip: ip.parse().ok(),
-                source_ip_text: ip,
-                count: row.get::<_, i64>(7)?.max(0) as u64,
-                header_from: row.get(8)?,
-                envelope_from: row.get(9)?,
-                disposition: row.get(10)?,
-                evaluated_dkim: row.get(11)?,
-                evaluated_spf: row.get(12)?,
-                dkim: serde_json::from_str::<Vec<DkimAuth>>(&row.get::<_, String>(13)?).unwrap_or_default(),
-                spf: serde_json::from_str::<Vec<SpfAuth>>(&row.get::<_, String>(14)?).unwrap_or_default(),
-                reasons: vec![],
-                envelope_to: None,
-            };
-            each(StoredRecord { header, record });
+    pub fn records_for(
+        &mut self,
+        domain: &str,
+        since: i64,
+        each: &mut dyn FnMut(StoredRecord),
+    ) -> Result<(), StoreError> {
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                let mut stmt = conn.prepare(SELECT_RECORDS)?;
+                let mut rows = stmt.query(rusqlite::params![domain, since])?;
+                while let Some(row) = rows.next()? {
+                    each(record_from(
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                        row.get(8)?,
+                        row.get(9)?,
+                        row.get(10)?,
+                        row.get(11)?,
+                        row.get(12)?,
+                        row.get(13)?,
+                        row.get(14)?,
+                    ));
+                }
+            }
+            Backend::Postgres(client) => {
+                let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&domain, &since];
+                let mut rows = client.query_raw(SELECT_RECORDS, params)?;
+                while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
+                    each(record_from(
+                        row.get(0),
+                        row.get(1),
+                        row.get(2),
+                        row.get(3),
+                        row.get(4),
+                        row.get(5),
+                        row.get(6),
+                        row.get(7),
+                        row.get(8),
+                        row.get(9),
+                        row.get(10),
+                        row.get(11),
+                        row.get(12),
+                        row.get(13),
+                        row.get(14),
+                    ));
+                }
+            }
         }
         Ok(())
     }
 
     /// Report headers (one per stored report) for `domain` since `since`.
-    pub fn reports_for(&self, domain: &str, since: i64) -> Result<Vec<ReportHeader>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT org_name, report_id, begin_ts, end_ts FROM reports WHERE domain = ?1 AND end_ts > ?2")?;
-        let rows = stmt.query_map(params![domain, since], |row| {
+    pub fn reports_for(&mut self, domain: &str, since: i64) -> Result<Vec<ReportHeader>, StoreError> {
+        let make = |org: String, id: String, begin: i64, end: i64| {
             let mut h = ReportHeader::default();
-            h.metadata.org_name = row.get(0)?;
-            h.metadata.report_id = row.get(1)?;
-            h.metadata.begin = row.get(2)?;
-            h.metadata.end = row.get(3)?;
-            Ok(h)
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            h.metadata.org_name = org;
+            h.metadata.report_id = id;
+            h.metadata.begin = begin;
+            h.metadata.end = end;
+            h
+        };
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                let mut stmt = conn.prepare(SELECT_REPORTS)?;
+                let rows = stmt.query_map(rusqlite::params![domain, since], |r| {
+                    Ok(make(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            }
+            Backend::Postgres(client) => Ok(client
+                .query(SELECT_REPORTS, &[&domain, &since])?
+                .iter()
+                .map(|r| make(r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect()),
+        }
     }
 
     /// (reports, records, messages) stored in all.
-    pub fn totals(&self) -> Result<(u64, u64, u64), StoreError> {
-        let reports: i64 = self.conn.query_row("SELECT COUNT(*) FROM reports", [], |r| r.get(0))?;
-        let (records, messages): (i64, Option<i64>) =
-            self.conn.query_row("SELECT COUNT(*), SUM(count) FROM records", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok((reports as u64, records as u64, messages.unwrap_or(0) as u64))
-    }
-
-    pub fn has_report(&self, org: &str, report_id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT 1 FROM reports WHERE org_name = ?1 AND report_id = ?2", params![org, report_id], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some())
+    pub fn totals(&mut self) -> Result<(u64, u64, u64), StoreError> {
+        const REPORTS: &str = "SELECT COUNT(*) FROM reports";
+        const RECORDS: &str = "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM records";
+        let (reports, records, messages): (i64, i64, i64) = match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                let reports = conn.query_row(REPORTS, [], |r| r.get(0))?;
+                let (a, b) = conn.query_row(RECORDS, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                (reports, a, b)
+            }
+            Backend::Postgres(client) => {
+                let reports = client.query_one(REPORTS, &[])?.get(0);
+                let row = client.query_one("SELECT COUNT(*), COALESCE(SUM(count), 0)::BIGINT FROM records", &[])?;
+                (reports, row.get(0), row.get(1))
+            }
+        };
+        Ok((reports as u64, records as u64, messages as u64))
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+/// Rows sent to PostgreSQL per INSERT (one round trip each).
+const PG_BATCH: usize = 256;
+
+type PgRow = (i64, String, i64, String, Option<String>, Option<String>, Option<String>, Option<String>, String, String);
+
+enum WriterInner<'a> {
+    Sqlite(rusqlite::Transaction<'a>),
+    Postgres(postgres::Transaction<'a>, Vec<PgRow>),
+}
+
+fn pg_flush(tx: &mut postgres::Transaction<'_>, rows: &mut Vec<PgRow>) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO records (report, source_ip, count, header_from, envelope_from, disposition, evaluated_dkim, evaluated_spf, dkim, spf) VALUES ",
+    );
+    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::with_capacity(rows.len() * 10);
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        let b = i * 10;
+        sql.push_str(&format!(
+            "(${},${},${},${},${},${},${},${},${},${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9,
+            b + 10
+        ));
+        params.extend([
+            &r.0 as &(dyn postgres::types::ToSql + Sync),
+            &r.1,
+            &r.2,
+            &r.3,
+            &r.4,
+            &r.5,
+            &r.6,
+            &r.7,
+            &r.8,
+            &r.9,
+        ]);
+    }
+    tx.execute(sql.as_str(), &params)?;
+    rows.clear();
+    Ok(())
 }
 
 /// A report being stored: dropping it without [`ReportWriter::commit`] stores nothing.
 pub struct ReportWriter<'a> {
-    tx: rusqlite::Transaction<'a>,
+    inner: WriterInner<'a>,
     id: i64,
     records: u64,
     messages: u64,
@@ -317,23 +556,43 @@ pub struct ReportWriter<'a> {
 
 impl ReportWriter<'_> {
     pub fn add(&mut self, r: &ReportRecord) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO records (report, source_ip, count, header_from, envelope_from, disposition, evaluated_dkim, evaluated_spf, dkim, spf)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
         let ip = r.source_ip.map(|i| i.to_string()).unwrap_or(r.source_ip_text.clone());
-        stmt.execute(params![
-            self.id,
-            ip,
-            r.count.min(i64::MAX as u64) as i64,
-            r.header_from,
-            r.envelope_from,
-            r.disposition,
-            r.evaluated_dkim,
-            r.evaluated_spf,
-            serde_json::to_string(&r.dkim).unwrap_or_default(),
-            serde_json::to_string(&r.spf).unwrap_or_default()
-        ])?;
+        let count = r.count.min(i64::MAX as u64) as i64;
+        let dkim = serde_json::to_string(&r.dkim).unwrap_or_default();
+        let spf = serde_json::to_string(&r.spf).unwrap_or_default();
+        match &mut self.inner {
+            WriterInner::Sqlite(tx) => {
+                tx.prepare_cached(INSERT_RECORD)?.execute(rusqlite::params![
+                    self.id,
+                    ip,
+                    count,
+                    r.header_from,
+                    r.envelope_from,
+                    r.disposition,
+                    r.evaluated_dkim,
+                    r.evaluated_spf,
+                    dkim,
+                    spf
+                ])?;
+            }
+            WriterInner::Postgres(tx, rows) => {
+                rows.push((
+                    self.id,
+                    ip,
+                    count,
+                    r.header_from.clone(),
+                    r.envelope_from.clone(),
+                    r.disposition.clone(),
+                    r.evaluated_dkim.clone(),
+                    r.evaluated_spf.clone(),
+                    dkim,
+                    spf,
+                ));
+                if rows.len() >= PG_BATCH {
+                    pg_flush(tx, rows)?;
+                }
+            }
+        }
         self.records += 1;
         self.messages += r.count;
         Ok(())
@@ -342,7 +601,13 @@ impl ReportWriter<'_> {
     /// Commits; returns (records, messages).
     pub fn commit(self) -> Result<(u64, u64), StoreError> {
         let counts = (self.records, self.messages);
-        self.tx.commit()?;
+        match self.inner {
+            WriterInner::Sqlite(tx) => tx.commit()?,
+            WriterInner::Postgres(mut tx, mut rows) => {
+                pg_flush(&mut tx, &mut rows)?;
+                tx.commit()?
+            }
+        }
         Ok(counts)
     }
 }
@@ -356,6 +621,17 @@ pub fn open(url: Option<&str>) -> Result<Store, StoreError> {
     Store::open(&location)
 }
 
-pub fn location_display(path: &Path) -> String {
-    path.display().to_string()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(Location::parse("sqlite:///tmp/x.db").unwrap(), Location::Sqlite("/tmp/x.db".into()));
+        assert_eq!(Location::parse("reports.db").unwrap(), Location::Sqlite("reports.db".into()));
+        assert!(matches!(Location::parse("postgres://u@h/db").unwrap(), Location::Postgres(_)));
+        assert!(Location::parse("mysql://x").is_err());
+        assert!(Location::parse("sqlite://").is_err());
+        assert_eq!(redact("postgres://user:secret@host/db"), "postgres://user@host/db");
+    }
 }
