@@ -2,7 +2,7 @@
 //! address on the first line. Each `NAME.zone` file is the zone NAME. Without arguments it
 //! serves the audit fixture zones.
 //!
-//! `cargo run -p ses-dmarc --example zone_server -- [--port P] [DIR]...`
+//! `cargo run -p ses-dmarc --example zone_server -- [--port P] [DIR]`
 
 use ses_dmarc_dns::testing::TestServer;
 use std::io::Write;
@@ -21,23 +21,14 @@ fn main() {
     if args.is_empty() {
         args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/../audit/tests/fixtures/zones").to_string());
     }
-    let mut zones = Vec::new();
-    for dir in &args {
-        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| fail(&format!("{dir}: {e}")));
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".zone")) else {
-                continue;
-            };
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
-            zones.push((format!("{name}."), text));
-        }
+    if args.len() > 1 {
+        fail("give one directory of NAME.zone files");
     }
-    let refs: Vec<(&str, &str)> = zones.iter().map(|(o, t)| (o.as_str(), t.as_str())).collect();
-    let server = TestServer::start_on_port(&refs, port).unwrap_or_else(|e| fail(&e.to_string()));
+    let server = TestServer::start_zone_dir(std::path::Path::new(&args[0]), port)
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", args[0])));
     println!("{}", server.addr());
     let _ = std::io::stdout().flush();
-    eprintln!("serving {} zones", zones.len());
+    eprintln!("serving {}", args[0]);
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }

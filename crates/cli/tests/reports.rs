@@ -130,19 +130,11 @@ fn ses_record(count: u64, aligned: bool) -> String {
 }
 
 fn server() -> ses_dmarc_dns::testing::TestServer {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/tests/fixtures/zones");
-    let zones: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            (
-                format!("{}.", p.file_name().unwrap().to_str().unwrap().trim_end_matches(".zone")),
-                std::fs::read_to_string(&p).unwrap(),
-            )
-        })
-        .collect();
-    let refs: Vec<(&str, &str)> = zones.iter().map(|(o, t)| (o.as_str(), t.as_str())).collect();
-    ses_dmarc_dns::testing::TestServer::start(&refs).unwrap()
+    ses_dmarc_dns::testing::TestServer::start_zone_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/tests/fixtures/zones"),
+        0,
+    )
+    .unwrap()
 }
 
 #[test]

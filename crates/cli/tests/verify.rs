@@ -8,15 +8,11 @@ use serde_json::Value;
 use ses_dmarc_dns::testing::TestServer;
 
 fn server() -> TestServer {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/tests/fixtures/zones");
-    let mut zones = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let origin = format!("{}.", path.file_name().unwrap().to_str().unwrap().trim_end_matches(".zone"));
-        zones.push((origin, std::fs::read_to_string(&path).unwrap()));
-    }
-    let refs: Vec<(&str, &str)> = zones.iter().map(|(o, t)| (o.as_str(), t.as_str())).collect();
-    TestServer::start(&refs).unwrap()
+    TestServer::start_zone_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/tests/fixtures/zones"),
+        0,
+    )
+    .unwrap()
 }
 
 fn write(name: &str, content: &[u8]) -> std::path::PathBuf {

@@ -119,6 +119,20 @@ impl TestServer {
         Self::start_on_port(zones, 0)
     }
 
+    /// Serves every `NAME.zone` file in `dir` as the zone NAME (any free port, or `port`).
+    pub fn start_zone_dir(dir: &std::path::Path, port: u16) -> Result<TestServer, TestServerError> {
+        let mut zones = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".zone")) else {
+                continue;
+            };
+            zones.push((format!("{name}."), std::fs::read_to_string(&path)?));
+        }
+        let refs: Vec<(&str, &str)> = zones.iter().map(|(o, t)| (o.as_str(), t.as_str())).collect();
+        Self::start_on_port(&refs, port)
+    }
+
     /// As [`TestServer::start`], on a given port (0: any free port).
     pub fn start_on_port(zones: &[(&str, &str)], port: u16) -> Result<TestServer, TestServerError> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
