@@ -176,99 +176,208 @@ struct State {
     saw_root: bool,
 }
 
+/// Element names the parser knows, interned without allocation (case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Feedback,
+    Version,
+    ReportMetadata,
+    OrgName,
+    Email,
+    ExtraContactInfo,
+    ReportId,
+    DateRange,
+    Begin,
+    End,
+    Error,
+    Generator,
+    PolicyPublished,
+    Domain,
+    Adkim,
+    Aspf,
+    P,
+    Sp,
+    Np,
+    Pct,
+    Fo,
+    Testing,
+    DiscoveryMethod,
+    Record,
+    Row,
+    SourceIp,
+    Count,
+    PolicyEvaluated,
+    Disposition,
+    Dkim,
+    Spf,
+    Reason,
+    Type,
+    Comment,
+    Identifiers,
+    EnvelopeTo,
+    EnvelopeFrom,
+    HeaderFrom,
+    AuthResults,
+    Selector,
+    Result,
+    HumanResult,
+    Scope,
+    Other,
+}
+
+impl Tag {
+    fn of(local: &str) -> Tag {
+        let mut buf = [0u8; 24];
+        let bytes = local.as_bytes();
+        if bytes.len() > buf.len() {
+            return Tag::Other;
+        }
+        for (d, s) in buf.iter_mut().zip(bytes) {
+            *d = s.to_ascii_lowercase();
+        }
+        match &buf[..bytes.len()] {
+            b"feedback" => Tag::Feedback,
+            b"version" => Tag::Version,
+            b"report_metadata" => Tag::ReportMetadata,
+            b"org_name" => Tag::OrgName,
+            b"email" => Tag::Email,
+            b"extra_contact_info" => Tag::ExtraContactInfo,
+            b"report_id" => Tag::ReportId,
+            b"date_range" => Tag::DateRange,
+            b"begin" => Tag::Begin,
+            b"end" => Tag::End,
+            b"error" => Tag::Error,
+            b"generator" => Tag::Generator,
+            b"policy_published" => Tag::PolicyPublished,
+            b"domain" => Tag::Domain,
+            b"adkim" => Tag::Adkim,
+            b"aspf" => Tag::Aspf,
+            b"p" => Tag::P,
+            b"sp" => Tag::Sp,
+            b"np" => Tag::Np,
+            b"pct" => Tag::Pct,
+            b"fo" => Tag::Fo,
+            b"testing" => Tag::Testing,
+            b"discovery_method" => Tag::DiscoveryMethod,
+            b"record" => Tag::Record,
+            b"row" => Tag::Row,
+            b"source_ip" => Tag::SourceIp,
+            b"count" => Tag::Count,
+            b"policy_evaluated" => Tag::PolicyEvaluated,
+            b"disposition" => Tag::Disposition,
+            b"dkim" => Tag::Dkim,
+            b"spf" => Tag::Spf,
+            b"reason" => Tag::Reason,
+            b"type" => Tag::Type,
+            b"comment" => Tag::Comment,
+            b"identifiers" => Tag::Identifiers,
+            b"envelope_to" => Tag::EnvelopeTo,
+            b"envelope_from" => Tag::EnvelopeFrom,
+            b"header_from" => Tag::HeaderFrom,
+            b"auth_results" => Tag::AuthResults,
+            b"selector" => Tag::Selector,
+            b"result" => Tag::Result,
+            b"human_result" => Tag::HumanResult,
+            b"scope" => Tag::Scope,
+            b"identities" => Tag::Identifiers,
+            _ => Tag::Other,
+        }
+    }
+}
+
 impl State {
-    fn assign(&mut self, path: &[String], text: &str) {
-        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    fn assign(&mut self, path: &[Tag], text: &str) {
+        use Tag as T;
         let h = &mut self.header;
-        match p.as_slice() {
-            ["feedback", "version"] => h.version = opt(text),
-            ["feedback", "report_metadata", field] => match *field {
-                "org_name" => h.metadata.org_name = text.trim().to_string(),
-                "email" => h.metadata.email = opt(text),
-                "extra_contact_info" => h.metadata.extra_contact_info = opt(text),
-                "report_id" => h.metadata.report_id = text.trim().to_string(),
-                "error" => h.metadata.errors.extend(opt(text)),
-                "generator" => h.metadata.generator = opt(text),
+        match path {
+            [T::Feedback, T::Version] => h.version = opt(text),
+            [T::Feedback, T::ReportMetadata, field] => match *field {
+                T::OrgName => h.metadata.org_name = text.trim().to_string(),
+                T::Email => h.metadata.email = opt(text),
+                T::ExtraContactInfo => h.metadata.extra_contact_info = opt(text),
+                T::ReportId => h.metadata.report_id = text.trim().to_string(),
+                T::Error => h.metadata.errors.extend(opt(text)),
+                T::Generator => h.metadata.generator = opt(text),
                 _ => {}
             },
-            ["feedback", "report_metadata", "date_range", which] => {
+            [T::Feedback, T::ReportMetadata, T::DateRange, which] => {
                 let v = timestamp(text);
                 match (*which, v) {
-                    ("begin", Some(v)) => h.metadata.begin = v,
-                    ("end", Some(v)) => h.metadata.end = v,
+                    (T::Begin, Some(v)) => h.metadata.begin = v,
+                    (T::End, Some(v)) => h.metadata.end = v,
                     _ => {}
                 }
             }
-            ["feedback", "policy_published", field] => {
+            [T::Feedback, T::PolicyPublished, field] => {
                 let pp = &mut h.policy;
                 match *field {
-                    "domain" => pp.domain = lower(text),
-                    "adkim" => pp.adkim = opt(&lower(text)),
-                    "aspf" => pp.aspf = opt(&lower(text)),
-                    "p" => pp.p = opt(&lower(text)),
-                    "sp" => pp.sp = opt(&lower(text)),
-                    "np" => pp.np = opt(&lower(text)),
-                    "pct" => pp.pct = text.trim().parse().ok(),
-                    "fo" => pp.fo = opt(text),
-                    "testing" => pp.testing = opt(&lower(text)),
-                    "discovery_method" => pp.discovery_method = opt(&lower(text)),
+                    T::Domain => pp.domain = lower(text),
+                    T::Adkim => pp.adkim = opt(&lower(text)),
+                    T::Aspf => pp.aspf = opt(&lower(text)),
+                    T::P => pp.p = opt(&lower(text)),
+                    T::Sp => pp.sp = opt(&lower(text)),
+                    T::Np => pp.np = opt(&lower(text)),
+                    T::Pct => pp.pct = text.trim().parse().ok(),
+                    T::Fo => pp.fo = opt(text),
+                    T::Testing => pp.testing = opt(&lower(text)),
+                    T::DiscoveryMethod => pp.discovery_method = opt(&lower(text)),
                     _ => {}
                 }
             }
-            _ => self.assign_record(&p, text),
+            _ => self.assign_record(path, text),
         }
     }
 
-    fn assign_record(&mut self, p: &[&str], text: &str) {
+    fn assign_record(&mut self, path: &[Tag], text: &str) {
+        use Tag as T;
         let Some(r) = self.record.as_mut() else { return };
-        let ident = |s: &str| s == "identifiers" || s == "identities";
-        match p {
-            ["feedback", "record", "row", "source_ip"] => {
+        match path {
+            [T::Feedback, T::Record, T::Row, T::SourceIp] => {
                 r.source_ip_text = text.trim().to_string();
                 r.source_ip = text.trim().parse().ok();
             }
-            ["feedback", "record", "row", "count"] => match text.trim().parse::<u64>() {
+            [T::Feedback, T::Record, T::Row, T::Count] => match text.trim().parse::<u64>() {
                 Ok(n) => r.count = n,
                 Err(_) => self.record_problem = Some(format!("count `{}` is not a number", text.trim())),
             },
-            ["feedback", "record", "row", "policy_evaluated", field] => match *field {
-                "disposition" => r.disposition = opt(&lower(text)),
-                "dkim" => r.evaluated_dkim = opt(&lower(text)),
-                "spf" => r.evaluated_spf = opt(&lower(text)),
+            [T::Feedback, T::Record, T::Row, T::PolicyEvaluated, field] => match *field {
+                T::Disposition => r.disposition = opt(&lower(text)),
+                T::Dkim => r.evaluated_dkim = opt(&lower(text)),
+                T::Spf => r.evaluated_spf = opt(&lower(text)),
                 _ => {}
             },
-            ["feedback", "record", "row", "policy_evaluated", "reason", field] => {
+            [T::Feedback, T::Record, T::Row, T::PolicyEvaluated, T::Reason, field] => {
                 if let Some(reason) = r.reasons.last_mut() {
                     match *field {
-                        "type" => reason.kind = lower(text),
-                        "comment" => reason.comment = opt(text),
+                        T::Type => reason.kind = lower(text),
+                        T::Comment => reason.comment = opt(text),
                         _ => {}
                     }
                 }
             }
-            ["feedback", "record", id, field] if ident(id) => match *field {
-                "envelope_to" => r.envelope_to = opt(&lower(text)),
-                "envelope_from" => r.envelope_from = opt(&lower(text)),
-                "header_from" => r.header_from = lower(text),
+            [T::Feedback, T::Record, T::Identifiers, field] => match *field {
+                T::EnvelopeTo => r.envelope_to = opt(&lower(text)),
+                T::EnvelopeFrom => r.envelope_from = opt(&lower(text)),
+                T::HeaderFrom => r.header_from = lower(text),
                 _ => {}
             },
-            ["feedback", "record", "auth_results", "dkim", field] => {
+            [T::Feedback, T::Record, T::AuthResults, T::Dkim, field] => {
                 if let Some(d) = r.dkim.last_mut() {
                     match *field {
-                        "domain" => d.domain = lower(text),
-                        "selector" => d.selector = opt(text),
-                        "result" => d.result = lower(text),
-                        "human_result" => d.human_result = opt(text),
+                        T::Domain => d.domain = lower(text),
+                        T::Selector => d.selector = opt(text),
+                        T::Result => d.result = lower(text),
+                        T::HumanResult => d.human_result = opt(text),
                         _ => {}
                     }
                 }
             }
-            ["feedback", "record", "auth_results", "spf", field] => {
+            [T::Feedback, T::Record, T::AuthResults, T::Spf, field] => {
                 if let Some(s) = r.spf.last_mut() {
                     match *field {
-                        "domain" => s.domain = lower(text),
-                        "scope" => s.scope = opt(&lower(text)),
-                        "result" => s.result = lower(text),
+                        T::Domain => s.domain = lower(text),
+                        T::Scope => s.scope = opt(&lower(text)),
+                        T::Result => s.result = lower(text),
                         _ => {}
                     }
                 }
@@ -277,24 +386,24 @@ impl State {
         }
     }
 
-    fn start(&mut self, path: &[String]) {
-        let p: Vec<&str> = path.iter().map(String::as_str).collect();
-        match p.as_slice() {
-            ["feedback", "record"] => {
+    fn start(&mut self, path: &[Tag]) {
+        use Tag as T;
+        match path {
+            [T::Feedback, T::Record] => {
                 self.record = Some(ReportRecord::default());
                 self.record_problem = None;
             }
-            ["feedback", "record", "row", "policy_evaluated", "reason"] => {
+            [T::Feedback, T::Record, T::Row, T::PolicyEvaluated, T::Reason] => {
                 if let Some(r) = self.record.as_mut() {
                     r.reasons.push(PolicyReason::default());
                 }
             }
-            ["feedback", "record", "auth_results", "dkim"] => {
+            [T::Feedback, T::Record, T::AuthResults, T::Dkim] => {
                 if let Some(r) = self.record.as_mut() {
                     r.dkim.push(DkimAuth::default());
                 }
             }
-            ["feedback", "record", "auth_results", "spf"] => {
+            [T::Feedback, T::Record, T::AuthResults, T::Spf] => {
                 if let Some(r) = self.record.as_mut() {
                     r.spf.push(SpfAuth::default());
                 }
@@ -389,7 +498,7 @@ impl<R: BufRead> BufRead for LossyUtf8<R> {
 
 fn close(
     state: &mut State,
-    path: &mut Vec<String>,
+    path: &mut Vec<Tag>,
     text: &mut String,
     record_index: &mut usize,
     sink: &mut dyn ReportSink,
@@ -399,7 +508,7 @@ fn close(
     }
     state.assign(path, text);
     text.clear();
-    if path.len() == 2 && path[1] == "record" {
+    if path.len() == 2 && path[1] == Tag::Record {
         *record_index += 1;
         if let Some(r) = state.record.take() {
             match state.record_problem.take() {
@@ -448,7 +557,7 @@ pub fn parse_into<R: BufRead>(
     reader.config_mut().trim_text(false);
     reader.config_mut().check_end_names = false;
     let mut buf = Vec::new();
-    let mut path: Vec<String> = Vec::new();
+    let mut path: Vec<Tag> = Vec::new();
     let mut text = String::new();
     let mut state = State {
         header: ReportHeader { schema: "rfc7489", ..Default::default() },
@@ -465,10 +574,11 @@ pub fn parse_into<R: BufRead>(
             Event::DocType(_) => return Err(ReportError::Doctype),
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let self_closing = matches!(event, Event::Empty(_));
-                let local = e.local_name().as_ref().to_ascii_lowercase();
+                let local_name = e.local_name();
+                let local = local_name.as_ref();
                 if path.is_empty() {
-                    if local != "feedback" {
-                        return Err(ReportError::NotAggregate(local));
+                    if Tag::of(local) != Tag::Feedback {
+                        return Err(ReportError::NotAggregate(local.to_ascii_lowercase()));
                     }
                     state.saw_root = true;
                     for attr in e.attributes().flatten() {
@@ -481,11 +591,11 @@ pub fn parse_into<R: BufRead>(
                         }
                     }
                 }
-                path.push(local);
+                path.push(Tag::of(local));
                 if path.len() > limits.max_depth {
                     return Err(ReportError::TooDeep(limits.max_depth));
                 }
-                if !header_sent && path.len() == 2 && path[1] == "record" {
+                if !header_sent && path.len() == 2 && path[1] == Tag::Record {
                     header_sent = true;
                     sink.header(&state.header);
                 }
