@@ -120,13 +120,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
         match files_under(input) {
             Ok(list) => files.extend(list.into_iter().map(Some)),
-            Err(e) => outcomes.push(InputOutcome {
-                path: input.display().to_string(),
-                outcome: "failed",
-                failed: 1,
-                error: Some(format!("cannot read: {e}")),
-                ..Default::default()
-            }),
+            Err(e) => outcomes.push(InputOutcome::unreadable(&input.display().to_string(), &e)),
         }
     }
     let progress = (std::io::stderr().is_terminal() && files.len() > 1).then(|| {
@@ -142,13 +136,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
             None => ingest_reader(&mut store, "-", std::io::stdin().lock(), &limits),
             Some(path) => match std::fs::File::open(path) {
                 Ok(file) => ingest_reader(&mut store, &path.display().to_string(), file, &limits),
-                Err(e) => InputOutcome {
-                    path: path.display().to_string(),
-                    outcome: "failed",
-                    failed: 1,
-                    error: Some(format!("cannot read: {e}")),
-                    ..Default::default()
-                },
+                Err(e) => InputOutcome::unreadable(&path.display().to_string(), &e),
             },
         };
         if let Some(pb) = &progress {

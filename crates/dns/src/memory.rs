@@ -87,14 +87,19 @@ impl<F> MemoryResolver<F> {
         }
     }
 
+    /// Declares the name's parent a zone when no loaded zone holds the name.
+    fn ensure_zone(&mut self, name: &str) {
+        if self.zone_of(name).is_none() {
+            let zone = name.split_once('.').map(|(_, p)| p.to_string()).unwrap_or(name.to_string());
+            self.add_zone(&zone);
+        }
+    }
+
     /// Adds one record. The name's zone must have been added (or is added here as the
     /// name's organizational parent when none matches).
     pub fn add(&mut self, name: &str, data: Rdata) {
         let name = norm(name);
-        if self.zone_of(&name).is_none() {
-            let zone = name.split_once('.').map(|(_, p)| p.to_string()).unwrap_or(name.clone());
-            self.add_zone(&zone);
-        }
+        self.ensure_zone(&name);
         self.mark_existing(&name);
         let rtype = match &data {
             Rdata::A(_) => RecordType::A,
@@ -112,10 +117,7 @@ impl<F> MemoryResolver<F> {
 
     pub fn add_cname(&mut self, name: &str, target: &str) {
         let name = norm(name);
-        if self.zone_of(&name).is_none() {
-            let zone = name.split_once('.').map(|(_, p)| p.to_string()).unwrap_or(name.clone());
-            self.add_zone(&zone);
-        }
+        self.ensure_zone(&name);
         self.mark_existing(&name);
         self.cnames.insert(name, norm(target));
     }

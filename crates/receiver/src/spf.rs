@@ -497,6 +497,14 @@ impl<'a, R: Resolver> Eval<'a, R> {
         Ok(shorten(&expanded))
     }
 
+    /// The domain a mechanism names: its expanded domain-spec, or the current domain.
+    async fn target_or_current(&mut self, ms: Option<&MacroString>, domain: &str, depth: usize) -> Flow<String> {
+        match ms {
+            Some(ms) => self.target(ms, domain, depth).await,
+            None => Ok(domain.to_string()),
+        }
+    }
+
     fn check<'s>(&'s mut self, domain: String, depth: usize) -> BoxedFlow<'s, (SpfResult, String)>
     where
         R: 's,
@@ -515,10 +523,7 @@ impl<'a, R: Resolver> Eval<'a, R> {
                     r.into_iter().filter_map(|d| if let Rdata::Txt(s) = d { Some(s.concat()) } else { None }).collect()
                 }
             };
-            let spf: Vec<&Vec<u8>> = texts
-                .iter()
-                .filter(|t| t.len() >= 6 && t[..6].eq_ignore_ascii_case(b"v=spf1") && (t.len() == 6 || t[6] == b' '))
-                .collect();
+            let spf: Vec<&Vec<u8>> = texts.iter().filter(|t| is_spf1(&String::from_utf8_lossy(t))).collect();
             let text = match spf.as_slice() {
                 [] => {
                     self.event(
@@ -541,7 +546,6 @@ impl<'a, R: Resolver> Eval<'a, R> {
                     )));
                 }
             };
-            debug_assert!(is_spf1(&text));
             let parsed = SpfRecord::parse(&text);
             self.event(depth, &domain, TraceKind::Record { record: Some(text.clone()), note: String::new() });
             let record = match (parsed.has_errors(), parsed.value) {
@@ -644,10 +648,7 @@ impl<'a, R: Resolver> Eval<'a, R> {
             }
             Mechanism::A { domain: target_ms, cidr } => {
                 self.count_lookup(text)?;
-                let target = match target_ms {
-                    Some(ms) => self.target(ms, domain, depth).await?,
-                    None => domain.to_string(),
-                };
+                let target = self.target_or_current(target_ms.as_ref(), domain, depth).await?;
                 if !valid_target(&target) {
                     return Ok((false, format!("`{target}` is not a valid name")));
                 }
@@ -656,10 +657,7 @@ impl<'a, R: Resolver> Eval<'a, R> {
             }
             Mechanism::Mx { domain: target_ms, cidr } => {
                 self.count_lookup(text)?;
-                let target = match target_ms {
-                    Some(ms) => self.target(ms, domain, depth).await?,
-                    None => domain.to_string(),
-                };
+                let target = self.target_or_current(target_ms.as_ref(), domain, depth).await?;
                 if !valid_target(&target) {
                     return Ok((false, format!("`{target}` is not a valid name")));
                 }
@@ -693,11 +691,7 @@ impl<'a, R: Resolver> Eval<'a, R> {
             }
             Mechanism::Ptr(target_ms) => {
                 self.count_lookup(text)?;
-                let target = match target_ms {
-                    Some(ms) => self.target(ms, domain, depth).await?,
-                    None => domain.to_string(),
-                }
-                .to_ascii_lowercase();
+                let target = self.target_or_current(target_ms.as_ref(), domain, depth).await?.to_ascii_lowercase();
                 let names = self.validated_names(depth, domain, text, false).await.unwrap_or_default();
                 let hit = names.iter().find(|n| **n == target || n.ends_with(&format!(".{target}")));
                 Ok((hit.is_some(), hit.map(|h| format!("validated name {h}")).unwrap_or_default()))

@@ -124,7 +124,25 @@ fn ip_in_comment(comment: &str) -> Option<IpAddr> {
         .next()
 }
 
-fn connection_from_headers(msg: &AuthenticatedMessage<'_>) -> Option<Connection> {
+/// Every parseable Authentication-Results header, then every ARC-Authentication-Results
+/// header, topmost first, with the header's name.
+fn receiver_results(msg: &AuthenticatedMessage<'_>) -> Vec<(&'static str, AuthenticationResults)> {
+    let mut out = Vec::new();
+    for (name, arc) in [("Authentication-Results", false), ("ARC-Authentication-Results", true)] {
+        for h in headers(msg, name) {
+            let parsed = if arc { AuthenticationResults::parse_arc(&h) } else { AuthenticationResults::parse(&h) };
+            if let Ok(ar) = parsed {
+                out.push((name, ar));
+            }
+        }
+    }
+    out
+}
+
+fn connection_from_headers(
+    msg: &AuthenticatedMessage<'_>,
+    results: &[(&'static str, AuthenticationResults)],
+) -> Option<Connection> {
     if let Some(rs) = headers(msg, "Received-SPF").first().and_then(|h| ReceivedSpf::parse(h).ok())
         && let Some(ip) = rs.get("client-ip").and_then(|i| i.parse().ok())
     {
@@ -136,61 +154,49 @@ fn connection_from_headers(msg: &AuthenticatedMessage<'_>) -> Option<Connection>
                 .into(),
         });
     }
-    for (name, arc) in [("Authentication-Results", false), ("ARC-Authentication-Results", true)] {
-        for h in headers(msg, name) {
-            let parsed = if arc { AuthenticationResults::parse_arc(&h) } else { AuthenticationResults::parse(&h) };
-            let Ok(ar) = parsed else { continue };
-            let Some(spf) = ar.method("spf").next() else { continue };
-            let Some(ip) = spf
-                .property("smtp.client-ip")
-                .and_then(|i| i.parse().ok())
-                .or_else(|| spf.comment.as_deref().and_then(ip_in_comment))
-            else {
-                continue;
-            };
-            return Some(Connection {
-                ip,
-                mail_from: spf.property("smtp.mailfrom").unwrap_or_default().to_string(),
-                helo: spf.property("smtp.helo").map(str::to_string),
-                source: format!(
-                    "the topmost {name} header with an SPF result{} (its SPF comment names the client IP)",
-                    ar.authserv_id.as_deref().map(|a| format!(", written by {a}")).unwrap_or_default()
-                ),
-            });
-        }
+    for (name, ar) in results {
+        let Some(spf) = ar.method("spf").next() else { continue };
+        let Some(ip) = spf
+            .property("smtp.client-ip")
+            .and_then(|i| i.parse().ok())
+            .or_else(|| spf.comment.as_deref().and_then(ip_in_comment))
+        else {
+            continue;
+        };
+        return Some(Connection {
+            ip,
+            mail_from: spf.property("smtp.mailfrom").unwrap_or_default().to_string(),
+            helo: spf.property("smtp.helo").map(str::to_string),
+            source: format!(
+                "the topmost {name} header with an SPF result{} (its SPF comment names the client IP)",
+                ar.authserv_id.as_deref().map(|a| format!(", written by {a}")).unwrap_or_default()
+            ),
+        });
     }
     None
 }
 
-fn receiver_views(msg: &AuthenticatedMessage<'_>) -> Vec<ReceiverView> {
-    let mut out = Vec::new();
-    for (name, header, arc) in [
-        ("Authentication-Results", "Authentication-Results", false),
-        ("ARC-Authentication-Results", "ARC-Authentication-Results", true),
-    ] {
-        for h in headers(msg, name) {
-            let parsed = if arc { AuthenticationResults::parse_arc(&h) } else { AuthenticationResults::parse(&h) };
-            let Ok(ar) = parsed else { continue };
-            out.push(ReceiverView {
-                header,
-                authserv_id: ar.authserv_id.clone(),
-                spf: ar.method("spf").next().map(|r| r.result.clone()),
-                dkim: ar
-                    .method("dkim")
-                    .map(|r| {
-                        let d = r
-                            .property("header.d")
-                            .map(str::to_string)
-                            .or_else(|| r.property("header.i").and_then(domain_of))
-                            .unwrap_or_default();
-                        (d.to_ascii_lowercase(), r.result.clone())
-                    })
-                    .collect(),
-                dmarc: ar.method("dmarc").next().map(|r| r.result.clone()),
-            });
-        }
-    }
-    out
+fn receiver_views(results: &[(&'static str, AuthenticationResults)]) -> Vec<ReceiverView> {
+    results
+        .iter()
+        .map(|(header, ar)| ReceiverView {
+            header,
+            authserv_id: ar.authserv_id.clone(),
+            spf: ar.method("spf").next().map(|r| r.result.clone()),
+            dkim: ar
+                .method("dkim")
+                .map(|r| {
+                    let d = r
+                        .property("header.d")
+                        .map(str::to_string)
+                        .or_else(|| r.property("header.i").and_then(domain_of))
+                        .unwrap_or_default();
+                    (d.to_ascii_lowercase(), r.result.clone())
+                })
+                .collect(),
+            dmarc: ar.method("dmarc").next().map(|r| r.result.clone()),
+        })
+        .collect()
 }
 
 /// Verifies a raw message.
@@ -224,6 +230,7 @@ pub async fn verify_message<R: Resolver>(
     }
     let from_domain = if from_headers.len() == 1 && from.len() == 1 { domain_of(&from[0]) } else { None };
 
+    let results = receiver_results(&msg);
     // Connection facts.
     let connection = match input.ip {
         Some(ip) => {
@@ -243,7 +250,7 @@ pub async fn verify_message<R: Resolver>(
                 source: "the command line (--ip, --mail-from, --helo; Return-Path for a missing --mail-from)".into(),
             })
         }
-        None => connection_from_headers(&msg),
+        None => connection_from_headers(&msg, &results),
     };
 
     // SPF.
@@ -340,7 +347,7 @@ pub async fn verify_message<R: Resolver>(
         dmarc,
         explanation: vec![],
         hints: vec![],
-        receiver: receiver_views(&msg),
+        receiver: receiver_views(&results),
         disagreements: vec![],
         problems,
     };

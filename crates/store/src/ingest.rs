@@ -26,6 +26,16 @@ pub struct InputOutcome {
 }
 
 impl InputOutcome {
+    /// An input that could not even be opened.
+    pub fn unreadable(path: &str, error: &std::io::Error) -> Self {
+        InputOutcome { path: path.to_string(), ..Default::default() }.with_failure(format!("cannot read: {error}"))
+    }
+
+    fn with_failure(mut self, message: String) -> Self {
+        self.fail(message);
+        self.finish()
+    }
+
     fn finish(mut self) -> Self {
         self.outcome = match (self.reports + self.duplicates, self.failed) {
             (0, 0) => {
