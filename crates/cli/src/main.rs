@@ -11,6 +11,11 @@ mod verify_cmd;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+// Reports are parsed on some threads and stored on another: glibc's allocator serialises
+// those cross-thread frees; mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Make Amazon SES mail pass DMARC, and keep it passing.
 #[derive(Debug, Parser)]
 #[command(name = "ses-dmarc", version, about, long_about = None, propagate_version = true)]

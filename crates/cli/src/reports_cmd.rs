@@ -11,8 +11,9 @@ use ses_dmarc_reports::classify::classify;
 use ses_dmarc_reports::rollout::{Criteria, advise};
 use ses_dmarc_reports::summary::{Summary, SummaryBuilder};
 use ses_dmarc_reports::unpack::UnpackLimits;
-use ses_dmarc_store::ingest::{InputOutcome, files_under, ingest_reader};
+use ses_dmarc_store::ingest::{Input, InputOutcome, files_under, ingest_inputs};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,15 @@ pub struct IngestArgs {
     pub format: OutFormat,
 }
 
+/// `--ptr`: reverse DNS of the source IPs for classification.
+#[derive(Debug, Args)]
+pub struct PtrArg {
+    /// Look up the source IPs' reverse names (forward-confirmed) to recognise senders such
+    /// as Amazon SES (*.amazonses.com) that the report rows alone do not give away.
+    #[arg(long)]
+    pub ptr: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
     pub domain: String,
@@ -63,6 +73,10 @@ pub struct SummaryArgs {
     pub days: i64,
     #[command(flatten)]
     pub db: DatabaseArg,
+    #[command(flatten)]
+    pub ptr: PtrArg,
+    #[command(flatten)]
+    pub dns: DnsArgs,
     #[arg(long, short = 'f', value_enum, default_value_t = OutFormat::Human)]
     pub format: OutFormat,
 }
@@ -87,6 +101,8 @@ pub struct RolloutArgs {
     pub quiet_days: i64,
     #[command(flatten)]
     pub db: DatabaseArg,
+    #[command(flatten)]
+    pub ptr: PtrArg,
     #[command(flatten)]
     pub dns: DnsArgs,
     #[arg(long, short = 'f', value_enum, default_value_t = OutFormat::Human)]
@@ -115,11 +131,11 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut outcomes: Vec<InputOutcome> = Vec::new();
     for input in &args.inputs {
         if input.as_os_str() == "-" {
-            files.push(None);
+            files.push(Input::Stdin);
             continue;
         }
         match files_under(input) {
-            Ok(list) => files.extend(list.into_iter().map(Some)),
+            Ok(list) => files.extend(list.into_iter().map(Input::File)),
             Err(e) => outcomes.push(InputOutcome::unreadable(&input.display().to_string(), &e)),
         }
     }
@@ -131,19 +147,13 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         );
         pb
     });
-    for f in files {
-        let outcome = match &f {
-            None => ingest_reader(&mut store, "-", std::io::stdin().lock(), &limits),
-            Some(path) => match std::fs::File::open(path) {
-                Ok(file) => ingest_reader(&mut store, &path.display().to_string(), file, &limits),
-                Err(e) => InputOutcome::unreadable(&path.display().to_string(), &e),
-            },
-        };
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4);
+    ingest_inputs(&mut store, &files, &limits, workers, &mut |outcome| {
         if let Some(pb) = &progress {
             pb.inc(1);
         }
         outcomes.push(outcome);
-    }
+    });
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
@@ -199,19 +209,48 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(if outcomes.iter().any(|o| o.outcome == "failed" || o.outcome == "partial") { 1 } else { 0 }))
 }
 
-fn build_summary(store: &mut ses_dmarc_store::Store, domain: &str, days: i64) -> anyhow::Result<Summary> {
+/// Forward-confirmed reverse names of the domain's source IPs (see `--ptr`).
+fn reverse_names(
+    store: &mut ses_dmarc_store::Store,
+    domain: &str,
+    since: i64,
+    dns: &DnsArgs,
+) -> anyhow::Result<HashMap<String, String>> {
+    let ips: Vec<(String, IpAddr)> =
+        store.source_ips(domain, since)?.into_iter().filter_map(|t| t.parse().ok().map(|ip| (t, ip))).collect();
+    let resolver = dns.resolver(domain, 64)?;
+    let names = runtime()?.block_on(futures::future::join_all(
+        ips.iter().map(|(_, ip)| ses_dmarc_dns::confirmed_reverse_name(&resolver, *ip)),
+    ));
+    Ok(ips.into_iter().zip(names).filter_map(|((text, _), name)| name.map(|n| (text, n))).collect())
+}
+
+fn build_summary(
+    store: &mut ses_dmarc_store::Store,
+    domain: &str,
+    days: i64,
+    ptr: Option<&DnsArgs>,
+) -> anyhow::Result<Summary> {
     if days <= 0 {
         bail!("--days must be at least 1");
     }
     let since = now() - days * 86_400;
+    let names = match ptr {
+        Some(dns) => reverse_names(store, domain, since, dns)?,
+        None => HashMap::new(),
+    };
     let mut b = SummaryBuilder::new(domain);
     for h in store.reports_for(domain, since)? {
         b.add_report(&h);
     }
     store.records_for(domain, since, &mut |r| {
-        let c = classify(&r.record, &r.header.policy, None);
+        let ip = r.record.source_ip.map(|i| i.to_string()).unwrap_or_else(|| r.record.source_ip_text.clone());
+        let c = classify(&r.record, &r.header.policy, names.get(&ip).map(String::as_str));
         b.add_record(&r.header, &r.record, &c);
     })?;
+    for f in store.failures_for(domain, since)? {
+        b.add_failure(&f);
+    }
     Ok(b.finish())
 }
 
@@ -222,12 +261,12 @@ fn pct(part: u64, whole: u64) -> String {
 fn summary_cmd(args: SummaryArgs) -> anyhow::Result<ExitCode> {
     let domain = domain_arg(&args.domain)?;
     let mut store = ses_dmarc_store::open(args.db.database.as_deref())?;
-    let s = build_summary(&mut store, &domain, args.days)?;
+    let s = build_summary(&mut store, &domain, args.days, args.ptr.ptr.then_some(&args.dns))?;
     let mut out = std::io::stdout().lock();
     match args.format {
         OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?,
         OutFormat::Human => {
-            if s.reports == 0 {
+            if s.reports == 0 && s.failures.reports == 0 {
                 writeln!(out, "No reports for {domain} in the last {} days in {}.", args.days, store.path())?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -268,6 +307,22 @@ fn summary_cmd(args: SummaryArgs) -> anyhow::Result<ExitCode> {
                     pct(src.dkim_aligned, src.messages)
                 )?;
             }
+            if s.failures.reports > 0 {
+                let f = &s.failures;
+                let kinds: Vec<String> = f.by_auth_failure.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                writeln!(out, "  Failure reports: {} ({})", f.reports, kinds.join(", "))?;
+                for line in &f.recent {
+                    writeln!(
+                        out,
+                        "    {} from {}: {} failed{}{}",
+                        line.arrival_date.map(style::utc_date).unwrap_or_else(|| "date unknown".into()),
+                        line.source_ip.as_deref().unwrap_or("unknown IP"),
+                        line.auth_failure.as_deref().unwrap_or("authentication"),
+                        line.dkim_domain.as_deref().map(|d| format!(", DKIM d={d}")).unwrap_or_default(),
+                        line.original_mail_from.as_deref().map(|m| format!(", MAIL FROM {m}")).unwrap_or_default(),
+                    )?;
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -279,7 +334,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<ExitCode> {
         bail!("--min-pass is a percentage from 0 to 100");
     }
     let mut store = ses_dmarc_store::open(args.db.database.as_deref())?;
-    let summary = build_summary(&mut store, &domain, args.days)?;
+    let summary = build_summary(&mut store, &domain, args.days, args.ptr.ptr.then_some(&args.dns))?;
     let resolver = args.dns.resolver(&domain, 16)?;
     let names: Vec<String> = tree_walk_names(&domain).into_iter().map(|n| format!("_dmarc.{n}")).collect();
     let answers = runtime()?.block_on(async {

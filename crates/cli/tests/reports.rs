@@ -103,6 +103,87 @@ fn corpus_ingests_once_and_twice_stores_nothing_new() {
         let sources = s["sources"].as_array().unwrap();
         assert_eq!(sources.iter().map(|x| x["messages"].as_u64().unwrap()).sum::<u64>(), 14);
         assert!(sources.iter().any(|x| x["kind"] == "amazon_ses"));
+        // The failure reports show in the summary of the domain they report on.
+        let (code, s) =
+            json(&["reports", "summary", "example.net", "--days", "100000", "--database", &db, "--format", "json"]);
+        assert_eq!(code, Some(0));
+        let f = &s["failures"];
+        assert_eq!(f["reports"], 2, "{s}");
+        assert_eq!(f["by_auth_failure"]["bodyhash"], 1);
+        assert_eq!(f["by_auth_failure"]["unspecified"], 1);
+        assert_eq!(f["by_source_ip"][0], serde_json::json!(["192.0.2.1", 2]));
+        assert_eq!(f["recent"][0]["arrival_date"], 1_271_272_531, "newest first: {f}");
+        assert_eq!(f["recent"][1]["arrival_date"], 1_110_304_800, "newest first: {f}");
+        let o = ses_dmarc(&["reports", "summary", "example.net", "--days", "100000", "--database", &db]);
+        let text = stdout(&o);
+        assert!(text.contains("Failure reports: 2 (bodyhash 1, unspecified 1)"), "{text}");
+        assert!(text.contains("2005-03-08 18:00 UTC from 192.0.2.1"), "{text}");
+    }
+}
+
+/// A record with no SES trace in it (no amazonses.com DKIM or envelope) from `ip`.
+fn anonymous_record(ip: &str, count: u64) -> String {
+    format!(
+        "<record><row><source_ip>{ip}</source_ip><count>{count}</count><policy_evaluated><disposition>none</disposition>\
+         <dkim>fail</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>correct.com</header_from></identifiers>\
+         <auth_results><spf><domain>mail.correct.com</domain><result>pass</result></spf></auth_results></record>"
+    )
+}
+
+#[test]
+fn ptr_lookups_recognise_ses_only_when_forward_confirmed() {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let dir = tmp("ptr");
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).unwrap();
+    let soa = "@ 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n@ 3600 IN NS ns.test.\n";
+    std::fs::write(
+        zones.join("8.240.54.in-addr.arpa.zone"),
+        format!(
+            "$TTL 300\n{soa}1 PTR a8-1.smtp-out.us-east-1.amazonses.com.\n2 PTR a8-2.smtp-out.us-east-1.amazonses.com.\n"
+        ),
+    )
+    .unwrap();
+    // a8-2 claims to be SES in its PTR, but the SES name does not point back to it.
+    std::fs::write(
+        zones.join("amazonses.com.zone"),
+        format!("$TTL 300\n{soa}a8-1.smtp-out.us-east-1 A 54.240.8.1\na8-2.smtp-out.us-east-1 A 192.0.2.77\n"),
+    )
+    .unwrap();
+    let server = ses_dmarc_dns::testing::TestServer::start_zone_dir(&zones, 0).unwrap();
+    let ns = server.addr().to_string();
+    let xml = dir.join("r.xml");
+    let rows = format!("{}{}", anonymous_record("54.240.8.1", 30), anonymous_record("54.240.8.2", 5));
+    std::fs::write(&xml, report("correct.com", 1, now - 86_400 * 2, &rows)).unwrap();
+    for test_db in databases(&dir, "ptr") {
+        let db = test_db.url.clone();
+        json(&["reports", "ingest", xml.to_str().unwrap(), "--database", &db, "--format", "json"]);
+        let kinds = |s: &Value| -> Vec<(String, u64)> {
+            s["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| (x["source"].as_str().unwrap().to_string(), x["messages"].as_u64().unwrap()))
+                .collect()
+        };
+        let (_, plain) = json(&["reports", "summary", "correct.com", "--database", &db, "--format", "json"]);
+        assert_eq!(kinds(&plain), [("54.240.8.1".to_string(), 30), ("54.240.8.2".to_string(), 5)]);
+        let (code, with_ptr) = json(&[
+            "reports",
+            "summary",
+            "correct.com",
+            "--ptr",
+            "--nameserver",
+            &ns,
+            "--database",
+            &db,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(code, Some(0));
+        assert_eq!(kinds(&with_ptr), [("Amazon SES".to_string(), 30), ("54.240.8.2".to_string(), 5)]);
+        assert_eq!(with_ptr["ses"]["messages"], 30);
+        assert_eq!(with_ptr["ses"]["aligned_via_mail_from"], 30);
     }
 }
 

@@ -21,6 +21,46 @@ pub trait Resolver: Send + Sync {
     fn lookup(&self, name: &str, rtype: RecordType) -> impl std::future::Future<Output = Answer> + Send;
 }
 
+/// The name for a PTR query of `ip`.
+pub fn reverse_name(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut labels: Vec<String> =
+                v6.octets().iter().rev().flat_map(|b| [format!("{:x}", b & 0xf), format!("{:x}", b >> 4)]).collect();
+            labels.push("ip6.arpa".into());
+            labels.join(".")
+        }
+    }
+}
+
+/// Names the IP's PTR records give, at most this many of which are checked.
+const PTR_NAMES_CHECKED: usize = 10;
+
+/// The IP's forward-confirmed reverse name: a PTR name whose own A or AAAA records include
+/// the IP (a spoofer controls its PTR records, not the forward zone of the name it claims).
+/// `None` when there is none, or when DNS fails.
+pub async fn confirmed_reverse_name<R: Resolver>(resolver: &R, ip: std::net::IpAddr) -> Option<String> {
+    let answer = resolver.lookup(&reverse_name(ip), RecordType::Ptr).await;
+    let rtype = if ip.is_ipv4() { RecordType::A } else { RecordType::Aaaa };
+    for rdata in answer.records().iter().take(PTR_NAMES_CHECKED) {
+        let Rdata::Name(name) = rdata else { continue };
+        let forward = resolver.lookup(name, rtype).await;
+        let confirms = forward.records().iter().any(|r| match (r, ip) {
+            (Rdata::A(a), std::net::IpAddr::V4(v4)) => *a == v4,
+            (Rdata::Aaaa(a), std::net::IpAddr::V6(v6)) => *a == v6,
+            _ => false,
+        });
+        if confirms {
+            return Some(name.clone());
+        }
+    }
+    None
+}
+
 impl Resolver for StubClient {
     async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
         StubClient::lookup(self, name, rtype).await

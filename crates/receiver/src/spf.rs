@@ -260,20 +260,7 @@ fn in_prefix(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
-/// The name for a PTR query of `ip`.
-pub fn reverse_name(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
-        }
-        IpAddr::V6(v6) => {
-            let mut s: Vec<String> = nibbles(v6.octets()).iter().rev().map(|n| format!("{n:x}")).collect();
-            s.push("ip6.arpa".into());
-            s.join(".")
-        }
-    }
-}
+pub use ses_dmarc_dns::reverse_name;
 
 fn nibbles(octets: [u8; 16]) -> Vec<u8> {
     octets.iter().flat_map(|b| [b >> 4, b & 0xf]).collect()

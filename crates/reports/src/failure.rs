@@ -4,7 +4,8 @@
 use mail_parser::{DateTime, MessageParser, MimeHeaders, PartType};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct FailureReport {
     /// Lower case: `auth-failure`, `abuse`, ...
     pub feedback_type: String,

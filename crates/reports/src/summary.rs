@@ -3,6 +3,7 @@
 
 use crate::aggregate::{ReportHeader, ReportRecord};
 use crate::classify::{Classified, SourceKind};
+use crate::failure::FailureReport;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -46,6 +47,33 @@ pub struct Summary {
     pub days: u32,
     pub sources: Vec<SourceSummary>,
     pub ses: SesSummary,
+    pub failures: FailureSummary,
+}
+
+/// The failure (forensic) reports about the domain in the period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FailureSummary {
+    pub reports: u64,
+    /// Reports per Auth-Failure value (`dkim`, `spf`, `dmarc`, ...; `unspecified`).
+    pub by_auth_failure: BTreeMap<String, u64>,
+    /// Reports per source IP (`unknown` when the report has none), most first.
+    pub by_source_ip: Vec<(String, u64)>,
+    /// The latest reports, newest first (at most [`RECENT_FAILURES`]).
+    pub recent: Vec<FailureLine>,
+}
+
+/// Failure reports listed one by one in a summary.
+pub const RECENT_FAILURES: usize = 10;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FailureLine {
+    pub arrival_date: Option<i64>,
+    pub source_ip: Option<String>,
+    pub auth_failure: Option<String>,
+    pub original_mail_from: Option<String>,
+    pub dkim_domain: Option<String>,
+    pub dkim_selector: Option<String>,
+    pub reporting_mta: Option<String>,
 }
 
 impl Summary {
@@ -60,6 +88,7 @@ pub struct SummaryBuilder {
     summary: Summary,
     sources: BTreeMap<String, SourceSummary>,
     days: std::collections::BTreeSet<i64>,
+    failure_ips: BTreeMap<String, u64>,
 }
 
 impl SummaryBuilder {
@@ -113,7 +142,30 @@ impl SummaryBuilder {
         e.last_seen = e.last_seen.max(header.metadata.end);
     }
 
+    /// Adds a failure report (any order).
+    pub fn add_failure(&mut self, report: &FailureReport) {
+        let f = &mut self.summary.failures;
+        f.reports += 1;
+        *f.by_auth_failure.entry(report.auth_failure.clone().unwrap_or_else(|| "unspecified".into())).or_default() +=
+            1;
+        *self.failure_ips.entry(report.source_ip.clone().unwrap_or_else(|| "unknown".into())).or_default() += 1;
+        f.recent.push(FailureLine {
+            arrival_date: report.arrival_date,
+            source_ip: report.source_ip.clone(),
+            auth_failure: report.auth_failure.clone(),
+            original_mail_from: report.original_mail_from.clone(),
+            dkim_domain: report.dkim_domain.clone(),
+            dkim_selector: report.dkim_selector.clone(),
+            reporting_mta: report.reporting_mta.clone(),
+        });
+        f.recent.sort_by(|a, b| b.arrival_date.cmp(&a.arrival_date));
+        f.recent.truncate(RECENT_FAILURES);
+    }
+
     pub fn finish(mut self) -> Summary {
+        let mut ips: Vec<(String, u64)> = std::mem::take(&mut self.failure_ips).into_iter().collect();
+        ips.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        self.summary.failures.by_source_ip = ips;
         if self.summary.from == i64::MAX {
             self.summary.from = 0;
         }

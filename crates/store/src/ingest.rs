@@ -3,11 +3,11 @@
 //! input is reported and the batch goes on. Plain and gzip-compressed XML are streamed,
 //! whatever their size; other containers are unpacked in memory within the size limit.
 
-use crate::{ReportWriter, Store, StoreError};
+use crate::{PreparedRecord, Store, StoreError};
 use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 use ses_dmarc_reports::aggregate::{Limits, ReportHeader, ReportRecord, ReportSink, parse_into};
-use ses_dmarc_reports::failure::parse_failure;
+use ses_dmarc_reports::failure::{FailureReport, parse_failure};
 use ses_dmarc_reports::unpack::{Content, UnpackLimits, unpack};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -64,53 +64,51 @@ impl InputOutcome {
     }
 }
 
-struct StoreSink<'a> {
-    store: Option<&'a mut Store>,
-    origin: &'a str,
-    writer: Option<ReportWriter<'a>>,
-    duplicate: bool,
-    error: Option<StoreError>,
+/// What reading an input produces, in order; the store applies it (on another thread
+/// when inputs are parsed in parallel).
+enum Event {
+    /// An aggregate report starts (its header is known).
+    Begin { origin: String, header: ReportHeader },
+    Records(Vec<PreparedRecord>),
+    /// The aggregate report that started last (if any) ends.
+    End { origin: String, result: Result<(), String> },
+    Failure { origin: String, report: FailureReport },
+    /// Something in the input could not be read; the rest of the input goes on.
+    Failed(String),
 }
 
-impl<'a> ReportSink for StoreSink<'a> {
+/// Records sent per [`Event::Records`].
+const CHUNK: usize = 512;
+
+/// Streams one aggregate report's events.
+struct EventSink<'e> {
+    origin: &'e str,
+    chunk: Vec<PreparedRecord>,
+    emit: &'e mut dyn FnMut(Event),
+}
+
+impl ReportSink for EventSink<'_> {
     fn header(&mut self, header: &ReportHeader) {
-        if let Some(store) = self.store.take() {
-            match store.begin_report(header, self.origin) {
-                Ok(Some(w)) => self.writer = Some(w),
-                Ok(None) => self.duplicate = true,
-                Err(e) => self.error = Some(e),
-            }
-        }
+        (self.emit)(Event::Begin { origin: self.origin.to_string(), header: header.clone() });
     }
 
     fn record(&mut self, record: ReportRecord) {
-        if let (Some(w), None) = (self.writer.as_mut(), &self.error)
-            && let Err(e) = w.add(&record)
-        {
-            self.error = Some(e);
+        self.chunk.push(PreparedRecord::new(record));
+        if self.chunk.len() >= CHUNK {
+            let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+            (self.emit)(Event::Records(full));
         }
     }
 }
 
-/// Parses one aggregate report from a reader straight into the store.
-fn ingest_xml(store: &mut Store, origin: &str, reader: impl BufRead, out: &mut InputOutcome) {
-    let mut sink = StoreSink { store: Some(store), origin, writer: None, duplicate: false, error: None };
+fn read_xml(origin: &str, reader: impl BufRead, emit: &mut dyn FnMut(Event)) {
+    let mut sink = EventSink { origin, chunk: Vec::with_capacity(CHUNK), emit };
     let parsed = parse_into(reader, Limits::default(), &mut sink);
-    let StoreSink { writer, duplicate, error, .. } = sink;
-    match (parsed, error) {
-        (Err(e), _) => out.fail(format!("{origin}: {e}")),
-        (_, Some(e)) => out.fail(format!("{origin}: {e}")),
-        (Ok(_), None) if duplicate => out.duplicates += 1,
-        (Ok(_), None) => match writer.map(|w| w.commit()) {
-            Some(Ok((records, messages))) => {
-                out.reports += 1;
-                out.records += records;
-                out.messages += messages;
-            }
-            Some(Err(e)) => out.fail(format!("{origin}: {e}")),
-            None => out.fail(format!("{origin}: the report could not be stored")),
-        },
+    let EventSink { chunk, emit, .. } = sink;
+    if !chunk.is_empty() {
+        emit(Event::Records(chunk));
     }
+    emit(Event::End { origin: origin.to_string(), result: parsed.map(|_| ()).map_err(|e| e.to_string()) });
 }
 
 fn starts_like_xml(head: &[u8]) -> bool {
@@ -118,74 +116,212 @@ fn starts_like_xml(head: &[u8]) -> bool {
     h.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
 }
 
-/// Ingests one input (a file's content as a reader).
-pub fn ingest_reader(store: &mut Store, origin: &str, input: impl Read, limits: &UnpackLimits) -> InputOutcome {
-    let mut out = InputOutcome { path: origin.to_string(), ..Default::default() };
+/// Reads one input (a file's content): recognises the container by content, streams
+/// plain and gzip XML, unpacks the rest in memory within the limits.
+fn read_input(origin: &str, input: impl Read, limits: &UnpackLimits, emit: &mut dyn FnMut(Event)) {
     let mut reader = BufReader::with_capacity(64 * 1024, input);
     let head = match reader.fill_buf() {
         Ok(h) => h.to_vec(),
-        Err(e) => {
-            out.fail(format!("cannot read: {e}"));
-            return out.finish();
-        }
+        Err(e) => return emit(Event::Failed(format!("cannot read: {e}"))),
     };
     if head.is_empty() {
-        out.fail("empty input".into());
-        return out.finish();
+        return emit(Event::Failed("empty input".into()));
     }
     if starts_like_xml(&head) && String::from_utf8_lossy(&head).to_ascii_lowercase().contains("feedback") {
-        ingest_xml(store, origin, reader, &mut out);
-        return out.finish();
+        return read_xml(origin, reader, emit);
     }
-    if head.starts_with(&[0x1f, 0x8b]) {
+    let data = if head.starts_with(&[0x1f, 0x8b]) {
         let mut inner = BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(reader).take(limits.max_size + 1));
         let inner_head = inner.fill_buf().map(|h| h.to_vec()).unwrap_or_default();
         if starts_like_xml(&inner_head) {
-            ingest_xml(store, origin, inner, &mut out);
-            return out.finish();
+            return read_xml(origin, inner, emit);
         }
         let mut data = Vec::new();
         if let Err(e) = inner.read_to_end(&mut data) {
-            out.fail(format!("cannot decompress: {e}"));
-            return out.finish();
+            return emit(Event::Failed(format!("cannot decompress: {e}")));
         }
-        return unpack_and_store(store, origin, &data, limits, out);
-    }
-    let mut data = Vec::new();
-    if let Err(e) = reader.take(limits.max_size + 1).read_to_end(&mut data) {
-        out.fail(format!("cannot read: {e}"));
-        return out.finish();
-    }
-    if data.len() as u64 > limits.max_size {
-        out.fail(format!("larger than {} MB and not plain or gzip XML; refused", limits.max_size / 1024 / 1024));
-        return out.finish();
-    }
-    unpack_and_store(store, origin, &data, limits, out)
-}
-
-fn unpack_and_store(
-    store: &mut Store,
-    origin: &str,
-    data: &[u8],
-    limits: &UnpackLimits,
-    mut out: InputOutcome,
-) -> InputOutcome {
-    for item in unpack(origin, data, limits) {
+        data
+    } else {
+        let mut data = Vec::new();
+        if let Err(e) = reader.take(limits.max_size + 1).read_to_end(&mut data) {
+            return emit(Event::Failed(format!("cannot read: {e}")));
+        }
+        if data.len() as u64 > limits.max_size {
+            return emit(Event::Failed(format!(
+                "larger than {} MB and not plain or gzip XML; refused",
+                limits.max_size / 1024 / 1024
+            )));
+        }
+        data
+    };
+    for item in unpack(origin, &data, limits) {
         match item {
             Ok(item) => match item.content {
-                Content::Aggregate(xml) => ingest_xml(store, &item.origin, &xml[..], &mut out),
+                Content::Aggregate(xml) => read_xml(&item.origin, &xml[..], emit),
                 Content::Failure(raw) => match parse_failure(&raw) {
-                    Ok(report) => match store.store_failure(&report, &item.origin) {
-                        Ok(()) => out.reports += 1,
-                        Err(e) => out.fail(format!("{}: {e}", item.origin)),
-                    },
-                    Err(e) => out.fail(format!("{}: {e}", item.origin)),
+                    Ok(report) => emit(Event::Failure { origin: item.origin, report }),
+                    Err(e) => emit(Event::Failed(format!("{}: {e}", item.origin))),
                 },
             },
-            Err(e) => out.fail(e.to_string()),
+            Err(e) => emit(Event::Failed(e.to_string())),
         }
     }
-    out.finish()
+}
+
+/// Applies one input's events to the store and keeps its outcome.
+struct Applier {
+    out: InputOutcome,
+    /// The report being stored; `Some(false)` while a duplicate's records are skipped.
+    open: Option<bool>,
+    error: Option<StoreError>,
+}
+
+impl Applier {
+    fn new(path: &str) -> Self {
+        Applier { out: InputOutcome { path: path.to_string(), ..Default::default() }, open: None, error: None }
+    }
+
+    fn apply(&mut self, store: &mut Store, event: Event) {
+        match event {
+            Event::Begin { origin, header } => {
+                self.error = None;
+                match store.begin_report(&header, &origin) {
+                    Ok(new) => self.open = Some(new),
+                    Err(e) => self.error = Some(e),
+                }
+            }
+            Event::Records(records) => {
+                if self.open == Some(true) && self.error.is_none() {
+                    for r in records {
+                        if let Err(e) = store.add_prepared(r) {
+                            self.error = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            Event::End { origin, result } => {
+                let open = self.open.take();
+                match (result, self.error.take()) {
+                    (Err(e), _) => {
+                        store.abandon_report();
+                        self.out.fail(format!("{origin}: {e}"));
+                    }
+                    (_, Some(e)) => {
+                        store.abandon_report();
+                        self.out.fail(format!("{origin}: {e}"));
+                    }
+                    (Ok(()), None) => match open {
+                        Some(false) => self.out.duplicates += 1,
+                        Some(true) => match store.commit_report() {
+                            Ok((records, messages)) => {
+                                self.out.reports += 1;
+                                self.out.records += records;
+                                self.out.messages += messages;
+                            }
+                            Err(e) => self.out.fail(format!("{origin}: {e}")),
+                        },
+                        None => self.out.fail(format!("{origin}: the report could not be stored")),
+                    },
+                }
+            }
+            Event::Failure { origin, report } => match store.store_failure(&report, &origin) {
+                Ok(()) => self.out.reports += 1,
+                Err(e) => self.out.fail(format!("{origin}: {e}")),
+            },
+            Event::Failed(message) => self.out.fail(message),
+        }
+    }
+
+    fn finish(self, store: &mut Store) -> InputOutcome {
+        if self.open.is_some() {
+            store.abandon_report();
+        }
+        self.out.finish()
+    }
+}
+
+/// Ingests one input (a file's content as a reader) on this thread.
+pub fn ingest_reader(store: &mut Store, origin: &str, input: impl Read, limits: &UnpackLimits) -> InputOutcome {
+    let mut applier = Applier::new(origin);
+    read_input(origin, input, limits, &mut |event| applier.apply(store, event));
+    applier.finish(store)
+}
+
+/// One input of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    pub fn name(&self) -> String {
+        match self {
+            Input::Stdin => "-".into(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Events buffered per parsing thread before it waits for the store.
+const QUEUE: usize = 32;
+
+/// Ingests a batch: `workers` threads read and parse inputs while this thread stores them,
+/// in input order, one transaction per report. `on_outcome` sees each input's outcome in
+/// order, as soon as it is stored.
+pub fn ingest_inputs(
+    store: &mut Store,
+    inputs: &[Input],
+    limits: &UnpackLimits,
+    workers: usize,
+    on_outcome: &mut dyn FnMut(InputOutcome),
+) {
+    enum Message {
+        Event(Event),
+        Done,
+    }
+    let workers = workers.clamp(1, inputs.len().max(1));
+    std::thread::scope(|scope| {
+        let mut receivers = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Message>(QUEUE);
+            receivers.push(rx);
+            scope.spawn(move || {
+                for input in inputs.iter().skip(w).step_by(workers) {
+                    let name = input.name();
+                    let mut emit = |event| {
+                        // The store side only hangs up when it stops altogether.
+                        let _ = tx.send(Message::Event(event));
+                    };
+                    match input {
+                        Input::Stdin => read_input(&name, std::io::stdin(), limits, &mut emit),
+                        Input::File(path) => match std::fs::File::open(path) {
+                            Ok(file) => read_input(&name, file, limits, &mut emit),
+                            Err(e) => emit(Event::Failed(format!("cannot read: {e}"))),
+                        },
+                    }
+                    if tx.send(Message::Done).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        for (i, input) in inputs.iter().enumerate() {
+            let mut applier = Applier::new(&input.name());
+            loop {
+                match receivers[i % workers].recv() {
+                    Ok(Message::Event(event)) => applier.apply(store, event),
+                    Ok(Message::Done) => break,
+                    Err(_) => {
+                        applier.apply(store, Event::Failed("the parsing thread stopped".into()));
+                        break;
+                    }
+                }
+            }
+            on_outcome(applier.finish(store));
+        }
+    });
 }
 
 /// Files under a path: the path itself, or every file below a directory, sorted.
@@ -209,4 +345,71 @@ pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Location;
+
+    fn report(id: usize, records: usize) -> String {
+        let rows: String = (0..records)
+            .map(|i| {
+                format!(
+                    "<record><row><source_ip>192.0.2.{}</source_ip><count>{}</count></row>\
+                     <identifiers><header_from>example.com</header_from></identifiers>\
+                     <auth_results><spf><domain>example.com</domain><result>pass</result></spf></auth_results></record>",
+                    i % 250,
+                    i + 1
+                )
+            })
+            .collect();
+        format!(
+            "<feedback><report_metadata><org_name>test</org_name><report_id>{id}</report_id>\
+             <date_range><begin>1700000000</begin><end>1700086400</end></date_range></report_metadata>\
+             <policy_published><domain>example.com</domain><p>none</p></policy_published>{rows}</feedback>"
+        )
+    }
+
+    #[test]
+    fn parallel_ingest_equals_one_input_after_another() {
+        let dir = std::env::temp_dir().join(format!("ses-dmarc-ingest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut inputs = Vec::new();
+        for i in 0..14 {
+            let path = dir.join(format!("in{i:02}"));
+            let body = match i % 7 {
+                5 => b"not a report".to_vec(),
+                6 => report(i - 6, 3).into_bytes(), // the same report as input i-6: a duplicate
+                3 => report(i, 0).into_bytes(),
+                _ => report(i, i * 300).into_bytes(), // up to 3,900 records: several chunks
+            };
+            std::fs::write(&path, body).unwrap();
+            inputs.push(Input::File(path));
+        }
+        inputs.push(Input::File(dir.join("missing")));
+        let limits = UnpackLimits::default();
+        let mut parallel = Store::open(&Location::Sqlite(dir.join("p.sqlite"))).unwrap();
+        let mut got = Vec::new();
+        ingest_inputs(&mut parallel, &inputs, &limits, 3, &mut |o| got.push(o));
+        let mut sequential = Store::open(&Location::Sqlite(dir.join("s.sqlite"))).unwrap();
+        let want: Vec<InputOutcome> = inputs
+            .iter()
+            .map(|input| {
+                let Input::File(path) = input else { unreachable!() };
+                match std::fs::File::open(path) {
+                    Ok(f) => ingest_reader(&mut sequential, &input.name(), f, &limits),
+                    Err(e) => InputOutcome { path: input.name(), ..Default::default() }
+                        .with_failure(format!("cannot read: {e}")),
+                }
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(parallel.totals().unwrap(), sequential.totals().unwrap());
+        let outcomes: Vec<&str> = got.iter().map(|o| o.outcome).collect();
+        assert_eq!(outcomes.iter().filter(|o| **o == "duplicate").count(), 2, "{outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| **o == "failed").count(), 3, "{outcomes:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

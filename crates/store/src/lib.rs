@@ -21,6 +21,8 @@ pub enum StoreError {
     Connect { url: String, source: postgres::Error },
     #[error("the database {path} was written by a newer ses-dmarc (schema {found}, this one knows {known})")]
     TooNew { path: String, found: i64, known: i64 },
+    #[error("no report is being stored (begin_report first)")]
+    NoOpenReport,
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("database error: {0}")]
@@ -82,6 +84,10 @@ const SELECT_RECORDS: &str = "SELECT r.org_name, r.report_id, r.begin_ts, r.end_
         c.source_ip, c.count, c.header_from, c.envelope_from, c.disposition, c.evaluated_dkim, c.evaluated_spf, c.dkim, c.spf
      FROM reports r JOIN records c ON c.report = r.id
      WHERE r.domain = $1 AND r.end_ts > $2 ORDER BY r.begin_ts";
+const SELECT_FAILURES: &str = "SELECT report FROM failures
+     WHERE domain = $1 AND COALESCE(arrival_ts, ingested_at) > $2 ORDER BY COALESCE(arrival_ts, ingested_at)";
+const SELECT_SOURCE_IPS: &str = "SELECT DISTINCT c.source_ip FROM reports r JOIN records c ON c.report = r.id
+     WHERE r.domain = $1 AND r.end_ts > $2";
 const SELECT_REPORTS: &str =
     "SELECT org_name, report_id, begin_ts, end_ts FROM reports WHERE domain = $1 AND end_ts > $2";
 
@@ -128,6 +134,7 @@ enum Backend {
 pub struct Store {
     backend: Backend,
     name: String,
+    open: Option<OpenReport>,
 }
 
 /// What storing one report did.
@@ -218,12 +225,12 @@ impl Store {
                 conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
                 conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
                     .map_err(sql)?;
-                Store { backend: Backend::Sqlite(conn), name }
+                Store { backend: Backend::Sqlite(conn), name, open: None }
             }
             Location::Postgres(url) => {
                 let client = postgres::Client::connect(url, postgres::NoTls)
                     .map_err(|source| StoreError::Connect { url: redact(url), source })?;
-                Store { backend: Backend::Postgres(client), name: redact(url) }
+                Store { backend: Backend::Postgres(client), name: redact(url), open: None }
             }
         };
         store.migrate()?;
@@ -271,43 +278,42 @@ impl Store {
         Ok(())
     }
 
-    /// Starts storing one report: one transaction, the report row first. `None` when the
-    /// report is already stored (then nothing is written).
-    pub fn begin_report(
-        &mut self,
-        header: &ReportHeader,
-        origin: &str,
-    ) -> Result<Option<ReportWriter<'_>>, StoreError> {
+    /// Starts storing one report: one transaction, the report row first. `false` when the
+    /// report is already stored (then nothing is written and no report is open).
+    pub fn begin_report(&mut self, header: &ReportHeader, origin: &str) -> Result<bool, StoreError> {
+        if self.open.is_some() {
+            self.abandon_report();
+        }
         let m = &header.metadata;
         let policy = serde_json::to_string(&header.policy).unwrap_or_default();
         let now = unix_now();
-        match &mut self.backend {
+        let id = match &mut self.backend {
             Backend::Sqlite(conn) => {
-                let tx = conn.transaction()?;
-                let inserted = tx.execute(
-                    INSERT_REPORT,
-                    rusqlite::params![
-                        m.org_name,
-                        m.report_id,
-                        header.policy.domain,
-                        m.begin,
-                        m.end,
-                        m.email,
-                        header.schema,
-                        policy,
-                        origin,
-                        now
-                    ],
-                )?;
-                if inserted == 0 {
-                    return Ok(None);
+                conn.execute_batch("BEGIN")?;
+                let inserted = conn.prepare_cached(INSERT_REPORT)?.execute(rusqlite::params![
+                    m.org_name,
+                    m.report_id,
+                    header.policy.domain,
+                    m.begin,
+                    m.end,
+                    m.email,
+                    header.schema,
+                    policy,
+                    origin,
+                    now
+                ]);
+                match inserted {
+                    Ok(1) => conn.last_insert_rowid(),
+                    other => {
+                        conn.execute_batch("ROLLBACK")?;
+                        other?;
+                        return Ok(false);
+                    }
                 }
-                let id = tx.last_insert_rowid();
-                Ok(Some(ReportWriter { inner: WriterInner::Sqlite(tx), id, records: 0, messages: 0 }))
             }
             Backend::Postgres(client) => {
-                let mut tx = client.transaction()?;
-                let row = tx.query_opt(
+                client.batch_execute("BEGIN")?;
+                let row = client.query_opt(
                     &format!("{INSERT_REPORT} RETURNING id"),
                     &[
                         &m.org_name,
@@ -321,17 +327,109 @@ impl Store {
                         &origin,
                         &now,
                     ],
-                )?;
-                let Some(row) = row else { return Ok(None) };
-                let id: i64 = row.get(0);
-                Ok(Some(ReportWriter {
-                    inner: WriterInner::Postgres(tx, Vec::with_capacity(PG_BATCH)),
-                    id,
-                    records: 0,
-                    messages: 0,
-                }))
+                );
+                match row {
+                    Ok(Some(row)) => row.get(0),
+                    other => {
+                        client.batch_execute("ROLLBACK")?;
+                        other?;
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        self.open = Some(OpenReport { id, records: 0, messages: 0, pending: Vec::with_capacity(BATCH) });
+        Ok(true)
+    }
+
+    /// Adds a record to the report opened by [`Store::begin_report`].
+    pub fn add_record(&mut self, r: ReportRecord) -> Result<(), StoreError> {
+        self.add_prepared(PreparedRecord::new(r))
+    }
+
+    /// Adds a record already turned into its row (see [`PreparedRecord`]).
+    pub fn add_prepared(&mut self, record: PreparedRecord) -> Result<(), StoreError> {
+        let Some(open) = self.open.as_mut() else { return Err(StoreError::NoOpenReport) };
+        let mut row = record.0;
+        row.report = open.id;
+        open.records += 1;
+        open.messages += row.count as u64;
+        open.pending.push(row);
+        if open.pending.len() >= BATCH {
+            let rows = std::mem::take(&mut open.pending);
+            let rows = self.insert_rows(rows)?;
+            if let Some(open) = self.open.as_mut() {
+                open.pending = rows;
             }
         }
+        Ok(())
+    }
+
+    /// Inserts buffered rows; gives the emptied buffer back for reuse.
+    fn insert_rows(&mut self, mut rows: Vec<RecordRow>) -> Result<Vec<RecordRow>, StoreError> {
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                let mut full = rows.chunks_exact(BATCH);
+                if full.len() > 0 {
+                    let mut stmt = conn.prepare_cached(&BATCH_INSERT)?;
+                    for chunk in &mut full {
+                        stmt.execute(rusqlite::params_from_iter(chunk.iter().flat_map(RecordRow::sqlite_params)))?;
+                    }
+                }
+                let rest = full.remainder();
+                if !rest.is_empty() {
+                    let mut stmt = conn.prepare_cached(INSERT_RECORD)?;
+                    for row in rest {
+                        stmt.execute(rusqlite::params_from_iter(row.sqlite_params()))?;
+                    }
+                }
+            }
+            Backend::Postgres(client) => {
+                for chunk in rows.chunks(BATCH) {
+                    let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                        chunk.iter().flat_map(RecordRow::pg_params).collect();
+                    if chunk.len() == BATCH {
+                        client.execute(BATCH_INSERT.as_str(), &params)?;
+                    } else {
+                        client.execute(multi_row_insert(chunk.len()).as_str(), &params)?;
+                    }
+                }
+            }
+        }
+        rows.clear();
+        Ok(rows)
+    }
+
+    /// Commits the open report; returns its (records, messages).
+    pub fn commit_report(&mut self) -> Result<(u64, u64), StoreError> {
+        let Some(open) = self.open.take() else { return Err(StoreError::NoOpenReport) };
+        let counts = (open.records, open.messages);
+        let result = self.insert_rows(open.pending).and_then(|_| match &mut self.backend {
+            Backend::Sqlite(conn) => Ok(conn.execute_batch("COMMIT")?),
+            Backend::Postgres(client) => Ok(client.batch_execute("COMMIT")?),
+        });
+        match result {
+            Ok(()) => Ok(counts),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops the open report: nothing of it is stored.
+    pub fn abandon_report(&mut self) {
+        if self.open.take().is_some() {
+            self.rollback();
+        }
+    }
+
+    fn rollback(&mut self) {
+        // A failed ROLLBACK leaves nothing to undo: the transaction is gone either way.
+        let _ = match &mut self.backend {
+            Backend::Sqlite(conn) => conn.execute_batch("ROLLBACK").map_err(StoreError::from),
+            Backend::Postgres(client) => client.batch_execute("ROLLBACK").map_err(StoreError::from),
+        };
     }
 
     /// Stores one whole report (see [`Store::begin_report`]).
@@ -341,11 +439,16 @@ impl Store {
         origin: &str,
         records: impl IntoIterator<Item = ReportRecord>,
     ) -> Result<Stored, StoreError> {
-        let Some(mut w) = self.begin_report(header, origin)? else { return Ok(Stored::Duplicate) };
-        for r in records {
-            w.add(&r)?;
+        if !self.begin_report(header, origin)? {
+            return Ok(Stored::Duplicate);
         }
-        let (records, messages) = w.commit()?;
+        for r in records {
+            if let Err(e) = self.add_record(r) {
+                self.abandon_report();
+                return Err(e);
+            }
+        }
+        let (records, messages) = self.commit_report()?;
         Ok(Stored::New { records, messages })
     }
 
@@ -472,6 +575,33 @@ impl Store {
         }
     }
 
+    /// Failure reports about `domain` that arrived after `since` (oldest first).
+    pub fn failures_for(&mut self, domain: &str, since: i64) -> Result<Vec<FailureReport>, StoreError> {
+        let texts: Vec<String> = match &mut self.backend {
+            Backend::Sqlite(conn) => conn
+                .prepare(SELECT_FAILURES)?
+                .query_map(rusqlite::params![domain, since], |r| r.get(0))?
+                .collect::<Result<_, _>>()?,
+            Backend::Postgres(client) => {
+                client.query(SELECT_FAILURES, &[&domain, &since])?.iter().map(|r| r.get(0)).collect()
+            }
+        };
+        Ok(texts.iter().filter_map(|t| serde_json::from_str(t).ok()).collect())
+    }
+
+    /// The distinct source IPs (as stored) in `domain`'s reports since `since`.
+    pub fn source_ips(&mut self, domain: &str, since: i64) -> Result<Vec<String>, StoreError> {
+        Ok(match &mut self.backend {
+            Backend::Sqlite(conn) => conn
+                .prepare(SELECT_SOURCE_IPS)?
+                .query_map(rusqlite::params![domain, since], |r| r.get(0))?
+                .collect::<Result<_, _>>()?,
+            Backend::Postgres(client) => {
+                client.query(SELECT_SOURCE_IPS, &[&domain, &since])?.iter().map(|r| r.get(0)).collect()
+            }
+        })
+    }
+
     /// (reports, records, messages) stored in all.
     pub fn totals(&mut self) -> Result<(u64, u64, u64), StoreError> {
         const REPORTS: &str = "SELECT COUNT(*) FROM reports";
@@ -492,123 +622,109 @@ impl Store {
     }
 }
 
-/// Rows sent to PostgreSQL per INSERT (one round trip each).
-const PG_BATCH: usize = 256;
+/// Rows per multi-row INSERT (one statement, or one PostgreSQL round trip, each).
+const BATCH: usize = 64;
 
-type PgRow = (i64, String, i64, String, Option<String>, Option<String>, Option<String>, Option<String>, String, String);
+const RECORD_COLUMNS: usize = 10;
 
-enum WriterInner<'a> {
-    Sqlite(rusqlite::Transaction<'a>),
-    Postgres(postgres::Transaction<'a>, Vec<PgRow>),
-}
+static BATCH_INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| multi_row_insert(BATCH));
 
-fn pg_flush(tx: &mut postgres::Transaction<'_>, rows: &mut Vec<PgRow>) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
+fn multi_row_insert(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO records (report, source_ip, count, header_from, envelope_from, disposition, evaluated_dkim, evaluated_spf, dkim, spf) VALUES ",
     );
-    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::with_capacity(rows.len() * 10);
-    for (i, r) in rows.iter().enumerate() {
+    for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
-        let b = i * 10;
-        sql.push_str(&format!(
-            "(${},${},${},${},${},${},${},${},${},${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8,
-            b + 9,
-            b + 10
-        ));
-        params.extend([
-            &r.0 as &(dyn postgres::types::ToSql + Sync),
-            &r.1,
-            &r.2,
-            &r.3,
-            &r.4,
-            &r.5,
-            &r.6,
-            &r.7,
-            &r.8,
-            &r.9,
-        ]);
+        sql.push('(');
+        for c in 0..RECORD_COLUMNS {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", i * RECORD_COLUMNS + c + 1));
+        }
+        sql.push(')');
     }
-    tx.execute(sql.as_str(), &params)?;
-    rows.clear();
-    Ok(())
+    sql
 }
 
-/// A report being stored: dropping it without [`ReportWriter::commit`] stores nothing.
-pub struct ReportWriter<'a> {
-    inner: WriterInner<'a>,
+/// The report being stored: its row id, counts, and records not yet inserted.
+struct OpenReport {
     id: i64,
     records: u64,
     messages: u64,
+    pending: Vec<RecordRow>,
 }
 
-impl ReportWriter<'_> {
-    pub fn add(&mut self, r: &ReportRecord) -> Result<(), StoreError> {
-        let ip = r.source_ip.map(|i| i.to_string()).unwrap_or(r.source_ip_text.clone());
-        let count = r.count.min(i64::MAX as u64) as i64;
-        let dkim = serde_json::to_string(&r.dkim).unwrap_or_default();
-        let spf = serde_json::to_string(&r.spf).unwrap_or_default();
-        match &mut self.inner {
-            WriterInner::Sqlite(tx) => {
-                tx.prepare_cached(INSERT_RECORD)?.execute(rusqlite::params![
-                    self.id,
-                    ip,
-                    count,
-                    r.header_from,
-                    r.envelope_from,
-                    r.disposition,
-                    r.evaluated_dkim,
-                    r.evaluated_spf,
-                    dkim,
-                    spf
-                ])?;
-            }
-            WriterInner::Postgres(tx, rows) => {
-                rows.push((
-                    self.id,
-                    ip,
-                    count,
-                    r.header_from.clone(),
-                    r.envelope_from.clone(),
-                    r.disposition.clone(),
-                    r.evaluated_dkim.clone(),
-                    r.evaluated_spf.clone(),
-                    dkim,
-                    spf,
-                ));
-                if rows.len() >= PG_BATCH {
-                    pg_flush(tx, rows)?;
-                }
-            }
+/// A record turned into its database row (encoding included), so that the work can be
+/// done on the thread that parses, not on the one that stores.
+pub struct PreparedRecord(RecordRow);
+
+impl PreparedRecord {
+    pub fn new(r: ReportRecord) -> Self {
+        PreparedRecord(RecordRow::new(0, r))
+    }
+}
+
+/// One `records` row, owned, in column order.
+struct RecordRow {
+    report: i64,
+    source_ip: String,
+    count: i64,
+    header_from: String,
+    envelope_from: Option<String>,
+    disposition: Option<String>,
+    evaluated_dkim: Option<String>,
+    evaluated_spf: Option<String>,
+    dkim: String,
+    spf: String,
+}
+
+impl RecordRow {
+    fn new(report: i64, r: ReportRecord) -> Self {
+        RecordRow {
+            report,
+            source_ip: r.source_ip.map(|i| i.to_string()).unwrap_or(r.source_ip_text),
+            count: r.count.min(i64::MAX as u64) as i64,
+            dkim: serde_json::to_string(&r.dkim).unwrap_or_default(),
+            spf: serde_json::to_string(&r.spf).unwrap_or_default(),
+            header_from: r.header_from,
+            envelope_from: r.envelope_from,
+            disposition: r.disposition,
+            evaluated_dkim: r.evaluated_dkim,
+            evaluated_spf: r.evaluated_spf,
         }
-        self.records += 1;
-        self.messages += r.count;
-        Ok(())
     }
 
-    /// Commits; returns (records, messages).
-    pub fn commit(self) -> Result<(u64, u64), StoreError> {
-        let counts = (self.records, self.messages);
-        match self.inner {
-            WriterInner::Sqlite(tx) => tx.commit()?,
-            WriterInner::Postgres(mut tx, mut rows) => {
-                pg_flush(&mut tx, &mut rows)?;
-                tx.commit()?
-            }
-        }
-        Ok(counts)
+    fn sqlite_params(&self) -> [&dyn rusqlite::ToSql; RECORD_COLUMNS] {
+        [
+            &self.report,
+            &self.source_ip,
+            &self.count,
+            &self.header_from,
+            &self.envelope_from,
+            &self.disposition,
+            &self.evaluated_dkim,
+            &self.evaluated_spf,
+            &self.dkim,
+            &self.spf,
+        ]
+    }
+
+    fn pg_params(&self) -> [&(dyn postgres::types::ToSql + Sync); RECORD_COLUMNS] {
+        [
+            &self.report,
+            &self.source_ip,
+            &self.count,
+            &self.header_from,
+            &self.envelope_from,
+            &self.disposition,
+            &self.evaluated_dkim,
+            &self.evaluated_spf,
+            &self.dkim,
+            &self.spf,
+        ]
     }
 }
 
