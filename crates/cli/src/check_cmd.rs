@@ -46,6 +46,13 @@ pub struct CheckArgs {
     /// A DKIM selector to check (BYODKIM or another signer); repeatable.
     #[arg(long = "selector", value_name = "S")]
     pub selectors: Vec<String>,
+    /// Take the MAIL FROM name and DKIM tokens from the SES identity in each --region
+    /// (domains on the command line; AWS credentials from the standard chain).
+    #[arg(long)]
+    pub from_ses: bool,
+    /// Another SES endpoint (default: AWS_ENDPOINT_URL, else AWS's own).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
     #[command(flatten)]
     pub dns: DnsArgs,
     /// DNS queries in flight at once.
@@ -60,7 +67,7 @@ struct Job {
     expectations: Expectations,
 }
 
-fn validate_region(r: &str) -> anyhow::Result<String> {
+pub fn validate_region(r: &str) -> anyhow::Result<String> {
     match ses_dmarc_ses::regions::find(r) {
         Some(region) => Ok(region.code.to_string()),
         None => {
@@ -73,7 +80,7 @@ fn validate_region(r: &str) -> anyhow::Result<String> {
     }
 }
 
-fn validate_domain(text: &str) -> anyhow::Result<String> {
+pub fn validate_domain(text: &str) -> anyhow::Result<String> {
     let d = DomainName::parse_hostname(text).map_err(|e| anyhow::anyhow!("`{text}` is not a domain name: {e}"))?;
     if d.label_count() < 2 {
         bail!("`{text}` is not a domain name: give the full domain, such as example.com");
@@ -131,8 +138,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         selectors: args.selectors.clone(),
     };
     let mut jobs: Vec<Job> = Vec::new();
+    if args.from_ses && (base.regions.is_empty() || args.file.is_some() || !args.dkim_tokens.is_empty()) {
+        bail!("--from-ses needs --region, domains on the command line (not --file), and no --dkim-token");
+    }
     for d in &args.domains {
-        jobs.push(Job { domain: validate_domain(d)?, expectations: base.clone() });
+        let domain = validate_domain(d)?;
+        let mut expectations = base.clone();
+        if args.from_ses {
+            let (mail_from, tokens) =
+                crate::aws_cmd::check_facts_from_ses(&domain, &base.regions, args.endpoint_url.as_deref())?;
+            expectations.mail_from = expectations.mail_from.or(mail_from);
+            expectations.dkim_tokens = tokens;
+        }
+        jobs.push(Job { domain, expectations });
     }
     let default_origin = jobs.first().map(|j| j.domain.clone()).unwrap_or_else(|| "invalid".into());
     let resolver = args.dns.resolver(&default_origin, args.concurrency)?;

@@ -1,5 +1,6 @@
 //! The `ses-dmarc` binary: argument parsing and rendering, nothing else.
 
+mod aws_cmd;
 mod check_cmd;
 mod dns_args;
 mod plan_cmd;
@@ -42,6 +43,11 @@ enum Command {
     Reports(reports_cmd::ReportsCommand),
     /// Say from the stored reports when p=none can become quarantine, then reject.
     Rollout(reports_cmd::RolloutArgs),
+    /// Amazon SES itself: an identity's status and advice; set the custom MAIL FROM.
+    #[command(subcommand)]
+    Ses(aws_cmd::SesCommand),
+    /// Apply the plan to a Route 53 hosted zone: a diff, then one change batch.
+    Apply(aws_cmd::ApplyArgs),
 }
 
 /// Exit codes (docs/commands.md): 0 success, 1 errors found, 2 usage or input error,
@@ -57,6 +63,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(args),
         Command::Reports(cmd) => reports_cmd::run(cmd),
         Command::Rollout(args) => reports_cmd::rollout(args),
+        Command::Ses(cmd) => aws_cmd::run_ses(cmd),
+        Command::Apply(args) => aws_cmd::apply(args),
     };
     match result {
         Ok(code) => code,

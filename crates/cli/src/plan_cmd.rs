@@ -38,11 +38,9 @@ pub enum MxFailureArg {
     Reject,
 }
 
+/// What a plan is made from (shared by `plan` and `apply`).
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Example: ses-dmarc plan example.com --region us-east-1 --mail-from mail --rua mailto:dmarc@example.com"
-)]
-pub struct PlanArgs {
+pub struct PlanInputArgs {
     /// The domain you send from (the From: header's domain), e.g. example.com.
     pub domain: String,
     /// SES region you send from; repeat for several (the first one gets the MAIL FROM MX).
@@ -72,31 +70,62 @@ pub struct PlanArgs {
     /// What SES does when the MAIL FROM MX is missing (BehaviorOnMxFailure).
     #[arg(long, value_enum, default_value_t = MxFailureArg::UseDefault)]
     pub on_mx_failure: MxFailureArg,
+    /// Take the DKIM tokens, MAIL FROM name and DKIM signing zone from the SES identity
+    /// in each --region (AWS credentials from the standard chain).
+    #[arg(long)]
+    pub from_ses: bool,
+    /// Another SES / Route 53 endpoint (default: AWS_ENDPOINT_URL, else AWS's own).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: ses-dmarc plan example.com --region us-east-1 --mail-from mail --rua mailto:dmarc@example.com"
+)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: PlanInputArgs,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Table)]
     pub format: PlanFormat,
 }
 
+impl PlanInputArgs {
+    /// The plan's input; with `--from-ses`, completed from SES (this asks AWS).
+    pub fn to_input(&self) -> anyhow::Result<PlanInput> {
+        let mut input = PlanInput {
+            domain: self.domain.clone(),
+            regions: self.regions.iter().flat_map(|r| r.split(',')).map(|r| r.trim().to_string()).collect(),
+            mail_from: self.mail_from.clone(),
+            dkim_tokens: self.dkim_tokens.clone(),
+            rua: self.rua.iter().flat_map(|r| r.split(',')).map(|r| r.to_string()).collect(),
+            ruf: self.ruf.iter().flat_map(|r| r.split(',')).map(|r| r.to_string()).collect(),
+            policy: Some(match self.policy {
+                PolicyArg::None => Policy::None,
+                PolicyArg::Quarantine => Policy::Quarantine,
+                PolicyArg::Reject => Policy::Reject,
+            }),
+            current_apex_spf: self.apex_spf.clone(),
+            ttl: Some(self.ttl),
+            behavior_on_mx_failure: match self.on_mx_failure {
+                MxFailureArg::UseDefault => MxFailureBehavior::UseDefaultValue,
+                MxFailureArg::Reject => MxFailureBehavior::RejectMessage,
+            },
+            dkim_signing_zones: Default::default(),
+        };
+        if self.from_ses {
+            if !self.dkim_tokens.is_empty() {
+                anyhow::bail!("--from-ses takes the DKIM tokens from SES: leave out --dkim-token");
+            }
+            crate::aws_cmd::complete_from_ses(&mut input, self.endpoint_url.as_deref())?;
+        }
+        Ok(input)
+    }
+}
+
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let input = PlanInput {
-        domain: args.domain,
-        regions: args.regions.iter().flat_map(|r| r.split(',')).map(|r| r.trim().to_string()).collect(),
-        mail_from: args.mail_from,
-        dkim_tokens: args.dkim_tokens,
-        rua: args.rua.iter().flat_map(|r| r.split(',')).map(|r| r.to_string()).collect(),
-        ruf: args.ruf.iter().flat_map(|r| r.split(',')).map(|r| r.to_string()).collect(),
-        policy: Some(match args.policy {
-            PolicyArg::None => Policy::None,
-            PolicyArg::Quarantine => Policy::Quarantine,
-            PolicyArg::Reject => Policy::Reject,
-        }),
-        current_apex_spf: args.apex_spf,
-        ttl: Some(args.ttl),
-        behavior_on_mx_failure: match args.on_mx_failure {
-            MxFailureArg::UseDefault => MxFailureBehavior::UseDefaultValue,
-            MxFailureArg::Reject => MxFailureBehavior::RejectMessage,
-        },
-    };
+    let input = args.input.to_input()?;
     let plan = plan(&input)?;
     let mut out = std::io::stdout().lock();
     let text = match args.format {

@@ -13,8 +13,8 @@ use ses_dmarc_reports::summary::{Summary, SummaryBuilder};
 use ses_dmarc_reports::unpack::UnpackLimits;
 use ses_dmarc_store::ingest::{Input, InputOutcome, files_under, ingest_inputs};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

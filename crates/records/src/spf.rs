@@ -608,6 +608,27 @@ impl SpfRecord {
     }
 }
 
+/// The SPF record text with `include:<domain>` added before its `all` (or `redirect=`),
+/// or at the end; the text unchanged when it already includes the domain. `None` when the
+/// text is not an SPF record.
+pub fn add_include(text: &str, domain: &str) -> Option<String> {
+    let record = SpfRecord::parse(text).value?;
+    if record.includes(domain) {
+        return Some(text.to_string());
+    }
+    let mut terms: Vec<&str> = text.split_ascii_whitespace().collect();
+    let position = terms
+        .iter()
+        .position(|t| {
+            let t = t.to_ascii_lowercase();
+            t.trim_start_matches(['+', '-', '~', '?']) == "all" || t.starts_with("redirect=")
+        })
+        .unwrap_or(terms.len());
+    let include = format!("include:{}", domain.trim_end_matches('.'));
+    terms.insert(position, &include);
+    Some(terms.join(" "))
+}
+
 fn syntax(code: &'static str, span: Range<usize>, message: String) -> Diagnostic {
     Diagnostic { code, severity: Severity::Error, message, span }
 }
@@ -893,6 +914,24 @@ fn lint_record(text: &str, terms: &[Term], spans: &[Range<usize>], diags: &mut V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn includes_are_added_before_all_or_redirect() {
+        assert_eq!(add_include("v=spf1 mx -all", "amazonses.com").unwrap(), "v=spf1 mx include:amazonses.com -all");
+        assert_eq!(
+            add_include("v=spf1  redirect=_spf.x.test", "amazonses.com").unwrap(),
+            "v=spf1 include:amazonses.com redirect=_spf.x.test"
+        );
+        assert_eq!(
+            add_include("v=spf1 ip4:192.0.2.1", "amazonses.com").unwrap(),
+            "v=spf1 ip4:192.0.2.1 include:amazonses.com"
+        );
+        assert_eq!(
+            add_include("v=spf1 include:AmazonSES.com ~all", "amazonses.com").unwrap(),
+            "v=spf1 include:AmazonSES.com ~all"
+        );
+        assert_eq!(add_include("hello", "amazonses.com"), None);
+    }
 
     fn codes(text: &str) -> Vec<&'static str> {
         SpfRecord::parse(text).diagnostics.iter().map(|d| d.code).collect()

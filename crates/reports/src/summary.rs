@@ -146,8 +146,7 @@ impl SummaryBuilder {
     pub fn add_failure(&mut self, report: &FailureReport) {
         let f = &mut self.summary.failures;
         f.reports += 1;
-        *f.by_auth_failure.entry(report.auth_failure.clone().unwrap_or_else(|| "unspecified".into())).or_default() +=
-            1;
+        *f.by_auth_failure.entry(report.auth_failure.clone().unwrap_or_else(|| "unspecified".into())).or_default() += 1;
         *self.failure_ips.entry(report.source_ip.clone().unwrap_or_else(|| "unknown".into())).or_default() += 1;
         f.recent.push(FailureLine {
             arrival_date: report.arrival_date,
@@ -158,7 +157,7 @@ impl SummaryBuilder {
             dkim_selector: report.dkim_selector.clone(),
             reporting_mta: report.reporting_mta.clone(),
         });
-        f.recent.sort_by(|a, b| b.arrival_date.cmp(&a.arrival_date));
+        f.recent.sort_by_key(|b| std::cmp::Reverse(b.arrival_date));
         f.recent.truncate(RECENT_FAILURES);
     }
 

@@ -1,10 +1,16 @@
 //! Amazon SES knowledge as data (regions, feedback hosts, DKIM signing zones, MAIL FROM
-//! rules) and the DNS record plan, with its renderings. Pure: no I/O.
+//! rules), the DNS record plan with its renderings, what an SES identity's state means,
+//! and a plan's diff against a Route 53 zone. Pure, except the AWS clients in [`aws`]
+//! (feature `aws`).
 
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod identity;
 pub mod mail_from;
 pub mod plan;
 pub mod regions;
 pub mod render;
+pub mod route53;
 
 pub use plan::{Plan, PlanError, PlanInput, plan};
 pub use regions::{REGIONS, Region};

@@ -27,6 +27,8 @@ pub struct PlanInput {
     pub current_apex_spf: Option<String>,
     pub ttl: Option<u32>,
     pub behavior_on_mx_failure: MxFailureBehavior,
+    /// DKIM signing zones that SES reported (region code → zone), overriding the table.
+    pub dkim_signing_zones: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -161,7 +163,7 @@ pub struct PlanRegion {
     pub code: &'static str,
     pub name: &'static str,
     pub feedback_host: String,
-    pub dkim_signing_zone: &'static str,
+    pub dkim_signing_zone: String,
     pub dkim_tokens_given: bool,
 }
 
@@ -328,6 +330,13 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             placeholder: false,
         });
     }
+    let signing_zone = |region: &Region| -> String {
+        input
+            .dkim_signing_zones
+            .get(region.code)
+            .map(|z| z.trim_end_matches('.').to_ascii_lowercase())
+            .unwrap_or_else(|| region.dkim_signing_zone.to_string())
+    };
     for (region, t) in regions.iter().zip(&tokens) {
         for i in 0..3 {
             let (token, placeholder) = match t.get(i) {
@@ -338,7 +347,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             records.push(PlannedRecord {
                 name: format!("{token}._domainkey.{domain}"),
                 ttl,
-                data: RecordData::Cname { target: format!("{token}.{}", region.dkim_signing_zone) },
+                data: RecordData::Cname { target: format!("{token}.{}", signing_zone(region)) },
                 purpose: Purpose::DkimCname,
                 region: Some(region.code),
                 placeholder,
@@ -558,7 +567,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 code: r.code,
                 name: r.name,
                 feedback_host: r.feedback_host(),
-                dkim_signing_zone: r.dkim_signing_zone,
+                dkim_signing_zone: signing_zone(r),
                 dkim_tokens_given: !t.is_empty(),
             })
             .collect(),

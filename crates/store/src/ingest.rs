@@ -68,11 +68,20 @@ impl InputOutcome {
 /// when inputs are parsed in parallel).
 enum Event {
     /// An aggregate report starts (its header is known).
-    Begin { origin: String, header: ReportHeader },
+    Begin {
+        origin: String,
+        header: Box<ReportHeader>,
+    },
     Records(Vec<PreparedRecord>),
     /// The aggregate report that started last (if any) ends.
-    End { origin: String, result: Result<(), String> },
-    Failure { origin: String, report: FailureReport },
+    End {
+        origin: String,
+        result: Result<(), String>,
+    },
+    Failure {
+        origin: String,
+        report: Box<FailureReport>,
+    },
     /// Something in the input could not be read; the rest of the input goes on.
     Failed(String),
 }
@@ -89,7 +98,7 @@ struct EventSink<'e> {
 
 impl ReportSink for EventSink<'_> {
     fn header(&mut self, header: &ReportHeader) {
-        (self.emit)(Event::Begin { origin: self.origin.to_string(), header: header.clone() });
+        (self.emit)(Event::Begin { origin: self.origin.to_string(), header: Box::new(header.clone()) });
     }
 
     fn record(&mut self, record: ReportRecord) {
@@ -159,7 +168,7 @@ fn read_input(origin: &str, input: impl Read, limits: &UnpackLimits, emit: &mut 
             Ok(item) => match item.content {
                 Content::Aggregate(xml) => read_xml(&item.origin, &xml[..], emit),
                 Content::Failure(raw) => match parse_failure(&raw) {
-                    Ok(report) => emit(Event::Failure { origin: item.origin, report }),
+                    Ok(report) => emit(Event::Failure { origin: item.origin, report: Box::new(report) }),
                     Err(e) => emit(Event::Failed(format!("{}: {e}", item.origin))),
                 },
             },

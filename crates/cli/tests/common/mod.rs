@@ -22,3 +22,4 @@ pub fn ok(args: &[&str]) -> String {
     assert!(o.status.success(), "ses-dmarc {args:?} failed: {}", stderr(&o));
     stdout(&o)
 }
+pub mod aws;
