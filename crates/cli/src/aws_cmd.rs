@@ -5,9 +5,9 @@
 use crate::check_cmd::{validate_domain, validate_region};
 use crate::dns_args::{DnsArgs, runtime};
 use crate::plan_cmd::{MxFailureArg, PlanInputArgs};
-use crate::style::{self, Style};
+use crate::style::{self, OutFormat, Style};
 use anyhow::bail;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde::Serialize;
 use ses_dmarc_dns::{Outcome, Rdata, RecordType, Resolver};
 use ses_dmarc_ses::identity::{IdentityStatus, NeededRecord, StatusAdvice, advise};
@@ -18,12 +18,6 @@ use std::process::ExitCode;
 
 /// Exit code when AWS could not be asked or refused (docs/commands.md).
 const EXIT_AWS: u8 = 3;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutFormat {
-    Human,
-    Json,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum SesCommand {

@@ -1,9 +1,9 @@
 //! `ses-dmarc reports ingest|summary` and `ses-dmarc rollout`.
 
 use crate::dns_args::{DnsArgs, runtime};
-use crate::style::{self, Style};
+use crate::style::{self, OutFormat, Style};
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use ses_dmarc_dns::RecordType;
 use ses_dmarc_receiver::dmarc_discovery::{discover_9989, tree_walk_names};
 use ses_dmarc_records::DomainName;
@@ -17,12 +17,6 @@ use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutFormat {
-    Human,
-    Json,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum ReportsCommand {

@@ -55,6 +55,13 @@ pub fn warning(out: &mut impl Write, message: &str) {
     let _ = writeln!(out, "{} {message}", s.yellow(&s.bold("warning:")));
 }
 
+/// `--format` of the commands that print either text for people or one JSON document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutFormat {
+    Human,
+    Json,
+}
+
 /// `YYYY-MM-DD HH:MM UTC` for seconds since 1970.
 pub fn utc_date(secs: i64) -> String {
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

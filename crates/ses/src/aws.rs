@@ -118,6 +118,14 @@ fn api_constant(text: &str) -> String {
     out
 }
 
+fn mail_from_state(domain: &str, status: &str, behavior: &str) -> MailFromState {
+    MailFromState {
+        domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+        status: State::parse(status),
+        behavior_on_mx_failure: Some(api_constant(behavior)),
+    }
+}
+
 impl Ses {
     pub async fn connect(region: &str, endpoint_url: Option<&str>) -> Self {
         let config = sdk_config(region, endpoint_url).await;
@@ -171,11 +179,11 @@ impl Ses {
         if let Some(m) =
             mail_from.mail_from_domain_attributes().get(domain).filter(|m| !m.mail_from_domain().is_empty())
         {
-            status.mail_from = Some(MailFromState {
-                domain: m.mail_from_domain().trim_end_matches('.').to_ascii_lowercase(),
-                status: State::parse(m.mail_from_domain_status().as_str()),
-                behavior_on_mx_failure: Some(api_constant(m.behavior_on_mx_failure().as_str())),
-            });
+            status.mail_from = Some(mail_from_state(
+                m.mail_from_domain(),
+                m.mail_from_domain_status().as_str(),
+                m.behavior_on_mx_failure().as_str(),
+            ));
         }
         self.add_v2_details(&mut status).await;
         Ok(status)
@@ -229,11 +237,11 @@ impl Ses {
         if status.mail_from.is_none()
             && let Some(m) = identity.mail_from_attributes().filter(|m| !m.mail_from_domain().is_empty())
         {
-            status.mail_from = Some(MailFromState {
-                domain: m.mail_from_domain().trim_end_matches('.').to_ascii_lowercase(),
-                status: State::parse(m.mail_from_domain_status().as_str()),
-                behavior_on_mx_failure: Some(api_constant(m.behavior_on_mx_failure().as_str())),
-            });
+            status.mail_from = Some(mail_from_state(
+                m.mail_from_domain(),
+                m.mail_from_domain_status().as_str(),
+                m.behavior_on_mx_failure().as_str(),
+            ));
         }
     }
 
