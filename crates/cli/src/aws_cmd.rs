@@ -206,7 +206,8 @@ pub fn check_facts_from_ses(
 struct ObservedRecord {
     #[serde(flatten)]
     record: NeededRecord,
-    /// `ok`, `missing`, `wrong`, `unknown` (DNS failed) or `unchecked`.
+    /// `ok`, `other-region` (an MX naming another SES region's feedback host: fine),
+    /// `missing`, `wrong`, `unknown` (DNS failed) or `unchecked`.
     dns: &'static str,
     found: Vec<String>,
 }
@@ -233,7 +234,20 @@ async fn observe(resolver: &impl Resolver, r: &NeededRecord) -> ObservedRecord {
                 Rdata::Mx { exchange, .. } => exchange.trim_end_matches('.') == want,
                 _ => false,
             });
-            if hit && (rtype == RecordType::Cname || records.len() == 1) { "ok" } else { "wrong" }
+            let other_ses_region = rtype == RecordType::Mx
+                && records.len() == 1
+                && found
+                    .first()
+                    .and_then(|f| f.split_whitespace().nth(1))
+                    .is_some_and(|host| matches!(ses_dmarc_ses::regions::region_of_feedback_host(host), Some(Ok(_))));
+            if hit && (rtype == RecordType::Cname || records.len() == 1) {
+                "ok"
+            } else if other_ses_region {
+                // One MAIL FROM MX naming any SES region serves them all (AWS SES guide).
+                "other-region"
+            } else {
+                "wrong"
+            }
         }
     };
     ObservedRecord { record: r.clone(), dns, found }
@@ -282,7 +296,7 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let failed = results.iter().any(|r| r.error.is_some());
     let needs_work = results.iter().any(|r| {
         r.advice.iter().any(|a| a.level == AdviceLevel::Warning)
-            || r.records.iter().any(|x| x.dns != "ok" && x.dns != "unchecked")
+            || r.records.iter().any(|x| !matches!(x.dns, "ok" | "other-region" | "unchecked"))
     });
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -346,13 +360,20 @@ fn print_status(out: &mut impl Write, domain: &str, results: &[RegionStatus]) ->
                     "missing" => s.red("missing"),
                     "wrong" => s.red("wrong  "),
                     "unknown" => s.yellow("unknown"),
+                    "other-region" => s.dim("ok*    "),
                     _ => s.dim("-      "),
                 };
                 let value =
                     if x.record.rtype == "MX" { format!("10 {}", x.record.value) } else { x.record.value.clone() };
                 write!(out, "    {mark} {:<w$}  {:<5} {value}", x.record.name, x.record.rtype)?;
-                if x.dns == "wrong" {
-                    write!(out, "  (found: {})", x.found.join(", "))?;
+                match x.dns {
+                    "wrong" => write!(out, "  (found: {})", x.found.join(", "))?,
+                    "other-region" => write!(
+                        out,
+                        "  (found: {}; another SES region's feedback host also serves, bounces are forwarded)",
+                        x.found.join(", ")
+                    )?,
+                    _ => {}
                 }
                 writeln!(out)?;
             }
