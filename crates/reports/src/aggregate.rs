@@ -53,15 +53,18 @@ pub struct PolicyReason {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DkimAuth {
     pub domain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
     /// Lower case: none, pass, fail, policy, neutral, temperror, permerror.
     pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub human_result: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpfAuth {
     pub domain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Lower case: none, neutral, pass, fail, softfail, temperror, permerror.
     pub result: String,
@@ -147,6 +150,11 @@ fn lower(s: &str) -> String {
     s.trim().to_ascii_lowercase()
 }
 
+fn lower_opt(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_ascii_lowercase())
+}
+
 fn opt(s: &str) -> Option<String> {
     let t = s.trim();
     (!t.is_empty()).then(|| t.to_string())
@@ -227,15 +235,23 @@ enum Tag {
 
 impl Tag {
     fn of(local: &str) -> Tag {
-        let mut buf = [0u8; 24];
         let bytes = local.as_bytes();
+        let tag = Tag::of_lower(bytes);
+        if tag != Tag::Other || !bytes.iter().any(u8::is_ascii_uppercase) {
+            return tag;
+        }
+        let mut buf = [0u8; 24];
         if bytes.len() > buf.len() {
             return Tag::Other;
         }
         for (d, s) in buf.iter_mut().zip(bytes) {
             *d = s.to_ascii_lowercase();
         }
-        match &buf[..bytes.len()] {
+        Tag::of_lower(&buf[..bytes.len()])
+    }
+
+    fn of_lower(name: &[u8]) -> Tag {
+        match name {
             b"feedback" => Tag::Feedback,
             b"version" => Tag::Version,
             b"report_metadata" => Tag::ReportMetadata,
@@ -312,15 +328,15 @@ impl State {
                 let pp = &mut h.policy;
                 match *field {
                     T::Domain => pp.domain = lower(text),
-                    T::Adkim => pp.adkim = opt(&lower(text)),
-                    T::Aspf => pp.aspf = opt(&lower(text)),
-                    T::P => pp.p = opt(&lower(text)),
-                    T::Sp => pp.sp = opt(&lower(text)),
-                    T::Np => pp.np = opt(&lower(text)),
+                    T::Adkim => pp.adkim = lower_opt(text),
+                    T::Aspf => pp.aspf = lower_opt(text),
+                    T::P => pp.p = lower_opt(text),
+                    T::Sp => pp.sp = lower_opt(text),
+                    T::Np => pp.np = lower_opt(text),
                     T::Pct => pp.pct = text.trim().parse().ok(),
                     T::Fo => pp.fo = opt(text),
-                    T::Testing => pp.testing = opt(&lower(text)),
-                    T::DiscoveryMethod => pp.discovery_method = opt(&lower(text)),
+                    T::Testing => pp.testing = lower_opt(text),
+                    T::DiscoveryMethod => pp.discovery_method = lower_opt(text),
                     _ => {}
                 }
             }
@@ -341,9 +357,9 @@ impl State {
                 Err(_) => self.record_problem = Some(format!("count `{}` is not a number", text.trim())),
             },
             [T::Feedback, T::Record, T::Row, T::PolicyEvaluated, field] => match *field {
-                T::Disposition => r.disposition = opt(&lower(text)),
-                T::Dkim => r.evaluated_dkim = opt(&lower(text)),
-                T::Spf => r.evaluated_spf = opt(&lower(text)),
+                T::Disposition => r.disposition = lower_opt(text),
+                T::Dkim => r.evaluated_dkim = lower_opt(text),
+                T::Spf => r.evaluated_spf = lower_opt(text),
                 _ => {}
             },
             [T::Feedback, T::Record, T::Row, T::PolicyEvaluated, T::Reason, field] => {
@@ -356,8 +372,8 @@ impl State {
                 }
             }
             [T::Feedback, T::Record, T::Identifiers, field] => match *field {
-                T::EnvelopeTo => r.envelope_to = opt(&lower(text)),
-                T::EnvelopeFrom => r.envelope_from = opt(&lower(text)),
+                T::EnvelopeTo => r.envelope_to = lower_opt(text),
+                T::EnvelopeFrom => r.envelope_from = lower_opt(text),
                 T::HeaderFrom => r.header_from = lower(text),
                 _ => {}
             },
@@ -376,7 +392,7 @@ impl State {
                 if let Some(s) = r.spf.last_mut() {
                     match *field {
                         T::Domain => s.domain = lower(text),
-                        T::Scope => s.scope = opt(&lower(text)),
+                        T::Scope => s.scope = lower_opt(text),
                         T::Result => s.result = lower(text),
                         _ => {}
                     }
@@ -520,30 +536,6 @@ impl<R: BufRead> BufRead for LossyUtf8<R> {
     }
 }
 
-fn close(
-    state: &mut State,
-    path: &mut Vec<Tag>,
-    text: &mut String,
-    record_index: &mut usize,
-    sink: &mut dyn ReportSink,
-) {
-    if path.is_empty() {
-        return;
-    }
-    state.assign(path, text);
-    text.clear();
-    if path.len() == 2 && path[1] == Tag::Record {
-        *record_index += 1;
-        if let Some(r) = state.record.take() {
-            match state.record_problem.take() {
-                Some(problem) => state.header.skipped.push(format!("record {record_index}: {problem}")),
-                None => sink.record(r),
-            }
-        }
-    }
-    path.pop();
-}
-
 /// Receives a report as it is parsed: the header once it is complete (when the first
 /// record starts, or at the end of a report without records), then each record.
 pub trait ReportSink {
@@ -571,113 +563,196 @@ pub fn parse_streaming<R: BufRead>(
     parse_into(input, limits, &mut FnSink { on_record })
 }
 
-/// Parses a report into a [`ReportSink`].
+/// Parses a report read as a stream into a [`ReportSink`]: constant memory whatever the
+/// size. Invalid UTF-8 is repaired on the fly.
 pub fn parse_into<R: BufRead>(
     input: R,
     limits: Limits,
     sink: &mut dyn ReportSink,
 ) -> Result<ReportHeader, ReportError> {
     let mut reader = Reader::from_reader(LossyUtf8::new(input));
-    reader.config_mut().trim_text(false);
-    reader.config_mut().check_end_names = false;
+    configure(&mut reader);
+    let mut parser = Parser::new(limits, sink);
     let mut buf = Vec::new();
-    let mut path: Vec<Tag> = Vec::new();
-    let mut text = String::new();
-    let mut state = State {
-        header: ReportHeader { schema: "rfc7489", ..Default::default() },
-        record: None,
-        record_problem: None,
-        saw_root: false,
-    };
-    let mut record_index = 0usize;
-    let mut header_sent = false;
     loop {
         let at = reader.buffer_position();
         let event = reader.read_event_into(&mut buf).map_err(|e| ReportError::Xml { at, message: e.to_string() })?;
+        if parser.event(event)? {
+            break;
+        }
+        buf.clear();
+    }
+    parser.finish()
+}
+
+/// Parses a report held in memory into a [`ReportSink`]: the same as [`parse_into`],
+/// without copying the document through a buffer. Invalid UTF-8 is repaired first.
+pub fn parse_bytes_into(data: &[u8], limits: Limits, sink: &mut dyn ReportSink) -> Result<ReportHeader, ReportError> {
+    // `from_utf8` checks valid text much faster than `from_utf8_lossy` does.
+    let text = match std::str::from_utf8(data) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(data),
+    };
+    let mut reader = Reader::from_str(&text);
+    configure(&mut reader);
+    let mut parser = Parser::new(limits, sink);
+    loop {
+        let at = reader.buffer_position();
+        let event = reader.read_event().map_err(|e| ReportError::Xml { at, message: e.to_string() })?;
+        if parser.event(event)? {
+            break;
+        }
+    }
+    parser.finish()
+}
+
+fn configure<R>(reader: &mut Reader<R>) {
+    reader.config_mut().trim_text(false);
+    reader.config_mut().check_end_names = false;
+}
+
+/// The event handling shared by both readers.
+struct Parser<'s> {
+    limits: Limits,
+    sink: &'s mut dyn ReportSink,
+    path: Vec<Tag>,
+    text: String,
+    state: State,
+    record_index: usize,
+    header_sent: bool,
+}
+
+impl<'s> Parser<'s> {
+    fn new(limits: Limits, sink: &'s mut dyn ReportSink) -> Self {
+        Parser {
+            limits,
+            sink,
+            path: Vec::new(),
+            text: String::new(),
+            state: State {
+                header: ReportHeader { schema: "rfc7489", ..Default::default() },
+                record: None,
+                record_problem: None,
+                saw_root: false,
+            },
+            record_index: 0,
+            header_sent: false,
+        }
+    }
+
+    /// Handles one event; true at the end of the document.
+    fn event(&mut self, event: Event<'_>) -> Result<bool, ReportError> {
         match event {
             Event::DocType(_) => return Err(ReportError::Doctype),
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let self_closing = matches!(event, Event::Empty(_));
                 let local_name = e.local_name();
                 let local = local_name.as_ref();
-                if path.is_empty() {
-                    if Tag::of(local) != Tag::Feedback {
+                let tag = Tag::of(local);
+                if self.path.is_empty() {
+                    if tag != Tag::Feedback {
                         return Err(ReportError::NotAggregate(local.to_ascii_lowercase()));
                     }
-                    state.saw_root = true;
+                    self.state.saw_root = true;
                     for attr in e.attributes().flatten() {
                         // The RFC's namespace, and the one its drafts used.
                         if matches!(
                             attr.value.as_ref(),
                             "urn:ietf:params:xml:ns:dmarc-2.0" | "http://dmarc.org/dmarc-xml/0.2"
                         ) {
-                            state.header.schema = "rfc9990";
+                            self.state.header.schema = "rfc9990";
                         }
                     }
                 }
-                path.push(Tag::of(local));
-                if path.len() > limits.max_depth {
-                    return Err(ReportError::TooDeep(limits.max_depth));
+                self.path.push(tag);
+                if self.path.len() > self.limits.max_depth {
+                    return Err(ReportError::TooDeep(self.limits.max_depth));
                 }
-                if !header_sent && path.len() == 2 && path[1] == Tag::Record {
-                    header_sent = true;
-                    sink.header(&state.header);
+                if !self.header_sent && self.path.len() == 2 && tag == Tag::Record {
+                    self.header_sent = true;
+                    self.sink.header(&self.state.header);
                 }
-                state.start(&path);
-                text.clear();
+                self.state.start(&self.path);
+                self.text.clear();
                 if self_closing {
-                    close(&mut state, &mut path, &mut text, &mut record_index, sink);
+                    self.close();
                 }
             }
             Event::Text(t) => {
-                text.push_str(&t);
-                if text.len() > limits.max_text {
-                    return Err(ReportError::TextTooLong(limits.max_text));
+                self.text.push_str(&t);
+                if self.text.len() > self.limits.max_text {
+                    return Err(ReportError::TextTooLong(self.limits.max_text));
                 }
             }
-            Event::CData(t) => text.push_str(&t),
+            Event::CData(t) => self.text.push_str(&t),
             Event::GeneralRef(r) => {
                 if r.is_char_ref() {
                     if let Ok(Some(c)) = r.resolve_char_ref() {
-                        text.push(c);
+                        self.text.push(c);
                     }
                 } else if let Some(c) = named_entity(&r) {
-                    text.push(c);
+                    self.text.push(c);
                 } else {
-                    text.push('&');
-                    text.push_str(&r);
-                    text.push(';');
+                    self.text.push('&');
+                    self.text.push_str(&r);
+                    self.text.push(';');
                 }
             }
-            Event::End(_) => close(&mut state, &mut path, &mut text, &mut record_index, sink),
-            Event::Eof => break,
+            Event::End(_) => self.close(),
+            Event::Eof => return Ok(true),
             _ => {}
         }
-        buf.clear();
+        Ok(false)
     }
-    if !state.saw_root {
-        return Err(ReportError::Empty);
+
+    fn close(&mut self) {
+        let Some(&last) = self.path.last() else { return };
+        self.state.assign(&self.path, &self.text);
+        self.text.clear();
+        if self.path.len() == 2 && last == Tag::Record {
+            self.record_index += 1;
+            if let Some(r) = self.state.record.take() {
+                match self.state.record_problem.take() {
+                    Some(problem) => self.state.header.skipped.push(format!("record {}: {problem}", self.record_index)),
+                    None => self.sink.record(r),
+                }
+            }
+        }
+        self.path.pop();
     }
-    let mut h = state.header;
-    if h.version.as_deref().is_some_and(|v| v.trim().starts_with('2')) {
-        h.schema = "rfc9990";
+
+    fn finish(self) -> Result<ReportHeader, ReportError> {
+        if !self.state.saw_root {
+            return Err(ReportError::Empty);
+        }
+        let mut h = self.state.header;
+        if h.version.as_deref().is_some_and(|v| v.trim().starts_with('2')) {
+            h.schema = "rfc9990";
+        }
+        if h.version.as_deref().is_some_and(|v| v.starts_with("0.")) && h.schema != "rfc9990" {
+            h.schema = "draft";
+        }
+        if h.policy.domain.is_empty() {
+            return Err(ReportError::Missing("policy_published/domain"));
+        }
+        if !self.header_sent {
+            self.sink.header(&h);
+        }
+        Ok(h)
     }
-    if h.version.as_deref().is_some_and(|v| v.starts_with("0.")) && h.schema != "rfc9990" {
-        h.schema = "draft";
-    }
-    if h.policy.domain.is_empty() {
-        return Err(ReportError::Missing("policy_published/domain"));
-    }
-    if !header_sent {
-        sink.header(&h);
-    }
-    Ok(h)
 }
 
 /// Parses a whole report into memory (small reports, tests).
 pub fn parse(input: impl BufRead) -> Result<AggregateReport, ReportError> {
     let mut records = Vec::new();
     let header = parse_streaming(input, Limits::default(), &mut |r| records.push(r))?;
+    Ok(AggregateReport { header, records })
+}
+
+/// [`parse`] for a report already in memory.
+pub fn parse_bytes(data: &[u8]) -> Result<AggregateReport, ReportError> {
+    let mut records = Vec::new();
+    let header = parse_bytes_into(data, Limits::default(), &mut FnSink { on_record: &mut |r| records.push(r) })?;
     Ok(AggregateReport { header, records })
 }
 

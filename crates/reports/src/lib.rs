@@ -9,4 +9,4 @@ pub mod rollout;
 pub mod summary;
 pub mod unpack;
 
-pub use aggregate::{AggregateReport, ReportError, ReportRecord, parse, parse_streaming};
+pub use aggregate::{AggregateReport, ReportError, ReportRecord, parse, parse_bytes, parse_streaming};

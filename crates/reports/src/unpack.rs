@@ -86,6 +86,12 @@ fn inflate(
     Ok(out)
 }
 
+/// Whether the first 8 KB of an XML document name a `feedback` element (any case), as an
+/// aggregate report's root does.
+pub fn mentions_feedback(xml: &[u8]) -> bool {
+    xml[..xml.len().min(8192)].windows(8).any(|w| w.eq_ignore_ascii_case(b"feedback"))
+}
+
 fn looks_like_headers(data: &[u8]) -> bool {
     let first = data.split(|b| *b == b'\n').next().unwrap_or_default();
     match first.iter().position(|b| *b == b':') {
@@ -119,8 +125,7 @@ fn walk(origin: &str, data: &[u8], limits: &UnpackLimits, depth: usize, out: &mu
     }
     let trimmed = skip_bom_and_space(data);
     if trimmed.starts_with(b"<") {
-        let head = String::from_utf8_lossy(&trimmed[..trimmed.len().min(8192)]).to_ascii_lowercase();
-        if head.contains("feedback") {
+        if mentions_feedback(trimmed) {
             out.push(Ok(Item { origin: origin.to_string(), content: Content::Aggregate(data.to_vec()) }));
         } else {
             out.push(Err(err(origin, "XML, but not a DMARC aggregate report (no <feedback> element)")));
@@ -209,7 +214,7 @@ fn message(origin: &str, data: &[u8], limits: &UnpackLimits, depth: usize, out: 
             PartType::Binary(b) | PartType::InlineBinary(b) => walk(&part_origin, b, limits, depth + 1, out),
             PartType::Text(t) => {
                 let t = skip_bom_and_space(t.as_bytes());
-                if t.starts_with(b"<") && String::from_utf8_lossy(&t[..t.len().min(4096)]).contains("feedback") {
+                if t.starts_with(b"<") && mentions_feedback(t) {
                     walk(&part_origin, t, limits, depth + 1, out);
                 }
             }

@@ -1,14 +1,17 @@
 //! Ingestion: inputs (files, directories walked recursively — Maildir included — or
 //! standard input) → containers → reports → the store, one transaction per report. A bad
-//! input is reported and the batch goes on. Plain and gzip-compressed XML are streamed,
-//! whatever their size; other containers are unpacked in memory within the size limit.
+//! input is reported and the batch goes on. Plain and gzip-compressed XML are parsed in
+//! memory up to 16 MB and streamed above, whatever their size; other containers are
+//! unpacked in memory within the size limit.
 
 use crate::{PreparedRecord, Store, StoreError};
 use flate2::read::MultiGzDecoder;
 use serde::Serialize;
-use ses_dmarc_reports::aggregate::{Limits, ReportHeader, ReportRecord, ReportSink, parse_into};
+use ses_dmarc_reports::aggregate::{
+    Limits, ReportError, ReportHeader, ReportRecord, ReportSink, parse_bytes_into, parse_into,
+};
 use ses_dmarc_reports::failure::{FailureReport, parse_failure};
-use ses_dmarc_reports::unpack::{Content, UnpackLimits, unpack};
+use ses_dmarc_reports::unpack::{Content, UnpackLimits, mentions_feedback, unpack};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -110,14 +113,45 @@ impl ReportSink for EventSink<'_> {
     }
 }
 
-fn read_xml(origin: &str, reader: impl BufRead, emit: &mut dyn FnMut(Event)) {
+/// Below this size a plain or gzip XML document is read into memory and parsed without a
+/// copy through the XML reader's buffer; above it, it is streamed.
+const IN_MEMORY: u64 = 16 * 1024 * 1024;
+
+/// The aggregate report a reader holds: parsed in memory when it is small enough (the
+/// common case, and the fastest), streamed otherwise.
+fn read_xml(origin: &str, mut reader: impl BufRead, emit: &mut dyn FnMut(Event)) {
+    let mut head = Vec::new();
+    if let Err(e) = reader.by_ref().take(IN_MEMORY).read_to_end(&mut head) {
+        return emit(Event::Failed(format!("cannot read: {e}")));
+    }
+    if (head.len() as u64) < IN_MEMORY {
+        read_xml_bytes(origin, &head, emit)
+    } else {
+        read_xml_stream(origin, std::io::Cursor::new(head).chain(reader), emit)
+    }
+}
+
+fn read_xml_stream(origin: &str, reader: impl BufRead, emit: &mut dyn FnMut(Event)) {
     let mut sink = EventSink { origin, chunk: Vec::with_capacity(CHUNK), emit };
     let parsed = parse_into(reader, Limits::default(), &mut sink);
-    let EventSink { chunk, emit, .. } = sink;
-    if !chunk.is_empty() {
-        emit(Event::Records(chunk));
+    sink.end(parsed.map(|_| ()));
+}
+
+fn read_xml_bytes(origin: &str, xml: &[u8], emit: &mut dyn FnMut(Event)) {
+    let mut sink = EventSink { origin, chunk: Vec::with_capacity(CHUNK), emit };
+    let parsed = parse_bytes_into(xml, Limits::default(), &mut sink);
+    sink.end(parsed.map(|_| ()));
+}
+
+impl EventSink<'_> {
+    /// Sends the last records and the report's end.
+    fn end(self, parsed: Result<(), ReportError>) {
+        let EventSink { origin, chunk, emit } = self;
+        if !chunk.is_empty() {
+            emit(Event::Records(chunk));
+        }
+        emit(Event::End { origin: origin.to_string(), result: parsed.map_err(|e| e.to_string()) });
     }
-    emit(Event::End { origin: origin.to_string(), result: parsed.map(|_| ()).map_err(|e| e.to_string()) });
 }
 
 fn starts_like_xml(head: &[u8]) -> bool {
@@ -136,7 +170,7 @@ fn read_input(origin: &str, input: impl Read, limits: &UnpackLimits, emit: &mut 
     if head.is_empty() {
         return emit(Event::Failed("empty input".into()));
     }
-    if starts_like_xml(&head) && String::from_utf8_lossy(&head).to_ascii_lowercase().contains("feedback") {
+    if starts_like_xml(&head) && mentions_feedback(&head) {
         return read_xml(origin, reader, emit);
     }
     let data = if head.starts_with(&[0x1f, 0x8b]) {
@@ -166,7 +200,7 @@ fn read_input(origin: &str, input: impl Read, limits: &UnpackLimits, emit: &mut 
     for item in unpack(origin, &data, limits) {
         match item {
             Ok(item) => match item.content {
-                Content::Aggregate(xml) => read_xml(&item.origin, &xml[..], emit),
+                Content::Aggregate(xml) => read_xml_bytes(&item.origin, &xml, emit),
                 Content::Failure(raw) => match parse_failure(&raw) {
                     Ok(report) => emit(Event::Failure { origin: item.origin, report: Box::new(report) }),
                     Err(e) => emit(Event::Failed(format!("{}: {e}", item.origin))),

@@ -7,6 +7,7 @@ pub mod ingest;
 
 use ses_dmarc_reports::aggregate::{DkimAuth, PolicyPublished, ReportHeader, ReportRecord, SpfAuth};
 use ses_dmarc_reports::failure::FailureReport;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -685,7 +686,11 @@ impl RecordRow {
     fn new(report: i64, r: ReportRecord) -> Self {
         RecordRow {
             report,
-            source_ip: r.source_ip.map(|i| i.to_string()).unwrap_or(r.source_ip_text),
+            source_ip: match r.source_ip {
+                // The parser takes only the canonical dotted quad (no leading zeros).
+                Some(IpAddr::V4(_)) | None => r.source_ip_text,
+                Some(ip @ IpAddr::V6(_)) => ip.to_string(),
+            },
             count: r.count.min(i64::MAX as u64) as i64,
             dkim: serde_json::to_string(&r.dkim).unwrap_or_default(),
             spf: serde_json::to_string(&r.spf).unwrap_or_default(),
@@ -749,5 +754,17 @@ mod tests {
         assert!(Location::parse("mysql://x").is_err());
         assert!(Location::parse("sqlite://").is_err());
         assert_eq!(redact("postgres://user:secret@host/db"), "postgres://user@host/db");
+    }
+
+    #[test]
+    fn source_ips_are_stored_in_canonical_form() {
+        let row = |text: &str| {
+            let r = ReportRecord { source_ip: text.parse().ok(), source_ip_text: text.into(), ..Default::default() };
+            RecordRow::new(0, r).source_ip
+        };
+        assert_eq!(row("192.0.2.1"), "192.0.2.1");
+        assert_eq!(row("2001:DB8:0:0::1"), "2001:db8::1");
+        assert_eq!(row("192.000.2.1"), "192.000.2.1", "not an address: kept as written");
+        assert!("192.000.2.1".parse::<IpAddr>().is_err(), "leading zeros are refused, so a parsed IPv4 is canonical");
     }
 }
