@@ -131,6 +131,8 @@ pub enum ReportError {
     TextTooLong(usize),
     #[error("the report has no {0}")]
     Missing(&'static str),
+    #[error("the XML ends before </feedback>: the report is truncated")]
+    Truncated,
 }
 
 /// Bounds on what one document may do.
@@ -724,6 +726,9 @@ impl<'s> Parser<'s> {
     fn finish(self) -> Result<ReportHeader, ReportError> {
         if !self.state.saw_root {
             return Err(ReportError::Empty);
+        }
+        if !self.path.is_empty() {
+            return Err(ReportError::Truncated);
         }
         let mut h = self.state.header;
         if h.version.as_deref().is_some_and(|v| v.trim().starts_with('2')) {

@@ -121,6 +121,13 @@ fn hostile_inputs_are_refused_clearly() {
     assert!(matches!(parse(deep.as_bytes()), Err(ReportError::TooDeep(_))));
     assert!(matches!(parse(b""), Err(ReportError::Empty)));
     assert!(matches!(parse(b"<html><body/></html>"), Err(ReportError::NotAggregate(_))));
+    // Cut short (a truncated download or stream): refused, never stored in part.
+    let whole = doc("T", "<record><row><source_ip>192.0.2.1</source_ip><count>3</count></row></record>");
+    assert!(parse(whole.as_bytes()).is_ok());
+    for cut in ["</feedback>", "</record></feedback>", "3</count></row></record></feedback>"] {
+        let short = whole.strip_suffix(cut).unwrap();
+        assert!(matches!(parse(short.as_bytes()), Err(ReportError::Truncated)), "cut before {cut}");
+    }
     let long = doc(&"x".repeat(100_000), "");
     assert!(matches!(parse(long.as_bytes()), Err(ReportError::TextTooLong(_))));
     let junk: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();

@@ -174,7 +174,8 @@ fn read_input(origin: &str, input: impl Read, limits: &UnpackLimits, emit: &mut 
         return read_xml(origin, reader, emit);
     }
     let data = if head.starts_with(&[0x1f, 0x8b]) {
-        let mut inner = BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(reader).take(limits.max_size + 1));
+        let mut inner =
+            BufReader::with_capacity(64 * 1024, SizeLimited::new(MultiGzDecoder::new(reader), limits.max_size));
         let inner_head = inner.fill_buf().map(|h| h.to_vec()).unwrap_or_default();
         if starts_like_xml(&inner_head) {
             return read_xml(origin, inner, emit);
@@ -208,6 +209,33 @@ fn read_input(origin: &str, input: impl Read, limits: &UnpackLimits, emit: &mut 
             },
             Err(e) => emit(Event::Failed(e.to_string())),
         }
+    }
+}
+
+/// A decompressing reader that fails, with the reason, once more than `limit` bytes have
+/// come out of it: a report past the limit is refused, not stored cut short.
+struct SizeLimited<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R> SizeLimited<R> {
+    fn new(inner: R, limit: u64) -> Self {
+        SizeLimited { inner, left: limit, limit }
+    }
+}
+
+impl<R: Read> Read for SizeLimited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::other(format!(
+                "decompresses to more than {} MB (the limit); refused",
+                self.limit / 1024 / 1024
+            ))
+        })?;
+        Ok(n)
     }
 }
 
@@ -453,6 +481,57 @@ mod tests {
         let outcomes: Vec<&str> = got.iter().map(|o| o.outcome).collect();
         assert_eq!(outcomes.iter().filter(|o| **o == "duplicate").count(), 2, "{outcomes:?}");
         assert_eq!(outcomes.iter().filter(|o| **o == "failed").count(), 3, "{outcomes:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn streamed_and_in_memory_reports_store_the_same_and_limits_refuse_clearly() {
+        let dir = std::env::temp_dir().join(format!("ses-dmarc-ingest-sizes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // About 24 MB of XML: above IN_MEMORY, so plain and gzip are streamed.
+        let big = report(1, 100_000);
+        assert!(big.len() as u64 > IN_MEMORY);
+        let small = report(2, 1_000);
+        let limits = UnpackLimits::default();
+        let ingest = |name: &str, data: &[u8], limits: &UnpackLimits| {
+            let mut store = Store::open(&Location::Sqlite(dir.join(format!("{name}.sqlite")))).unwrap();
+            ingest_reader(&mut store, name, data, limits)
+        };
+        for (name, data) in [("big.xml", big.clone().into_bytes()), ("big.xml.gz", gzip(big.as_bytes()))] {
+            let o = ingest(name, &data, &limits);
+            assert_eq!((o.outcome, o.reports, o.records), ("ingested", 1, 100_000), "{name}: {o:?}");
+            assert_eq!(o.messages, (1..=100_000u64).sum::<u64>());
+        }
+        for (name, data) in [("small.xml", small.clone().into_bytes()), ("small.xml.gz", gzip(small.as_bytes()))] {
+            let o = ingest(name, &data, &limits);
+            assert_eq!((o.outcome, o.records), ("ingested", 1_000), "{name}: {o:?}");
+        }
+        // A gzip report past --max-size, streamed or not: refused with the reason, nothing stored.
+        let tight = UnpackLimits { max_size: 8 * 1024 * 1024, ..UnpackLimits::default() };
+        for (name, data) in [("over.xml.gz", gzip(big.as_bytes())), ("zeros.gz", gzip(&vec![0u8; 20 << 20]))] {
+            let o = ingest(name, &data, &tight);
+            assert_eq!((o.outcome, o.reports, o.records), ("failed", 0, 0), "{name}: {o:?}");
+            assert!(o.error.as_deref().unwrap().contains("more than 8 MB (the limit)"), "{name}: {o:?}");
+        }
+        // Cut short: the gzip stream ends early, or the XML itself does.
+        let gz = gzip(big.as_bytes());
+        let truncated = [
+            ("cut.xml.gz", gz[..gz.len() / 2].to_vec()),
+            ("cut.xml", big.as_bytes()[..big.len() - "</feedback>".len()].to_vec()),
+            ("cut-small.xml", small.as_bytes()[..small.len() - "</record></feedback>".len()].to_vec()),
+        ];
+        for (name, data) in truncated {
+            let o = ingest(name, &data, &limits);
+            assert_eq!((o.outcome, o.reports, o.records), ("failed", 0, 0), "{name}: {o:?}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
