@@ -5,8 +5,8 @@
 use crate::dmarc_discovery::{Discovered, DiscoveryBlocked};
 use crate::spf::SpfResult;
 use serde::Serialize;
-use ses_dmarc_records::dmarc::{AlignmentMode, Policy, Rfc};
-use ses_dmarc_records::{DmarcRecord, DomainName};
+use ses_dmarc_records::DmarcRecord;
+use ses_dmarc_records::dmarc::{AlignmentMode, IdentifierMatch, Policy, Rfc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,29 +64,15 @@ pub struct DmarcEvaluation {
     pub reason: String,
 }
 
-fn organizational(name: &str, discovered_org: Option<&str>) -> String {
-    let lower = name.trim_end_matches('.').to_ascii_lowercase();
-    if let Some(org) = discovered_org
-        && (lower == org || lower.ends_with(&format!(".{org}")))
-    {
-        return org.to_string();
-    }
-    DomainName::parse(&lower).map(|d| d.organizational_domain().to_string()).unwrap_or(lower)
-}
-
 fn align(identifier: &str, from: &str, org: Option<&str>, mode: AlignmentMode, authenticated: bool) -> Alignment {
-    let id = identifier.trim_end_matches('.').to_ascii_lowercase();
-    let strict = id == from;
-    let relaxed = organizational(&id, org) == organizational(from, org);
-    let how = if strict {
-        "strict"
-    } else if relaxed {
-        "relaxed"
-    } else {
-        "none"
-    };
-    let aligned = authenticated && (strict || (mode == AlignmentMode::Relaxed && relaxed));
-    Alignment { domain: id, authenticated, aligned, how, mode }
+    let matched = IdentifierMatch::of(identifier, from, org);
+    Alignment {
+        domain: identifier.trim_end_matches('.').to_ascii_lowercase(),
+        authenticated,
+        aligned: authenticated && matched.aligns(mode),
+        how: matched.as_str(),
+        mode,
+    }
 }
 
 /// Evaluates DMARC for a message whose From domain is `from_domain`.

@@ -65,6 +65,62 @@ impl AlignmentMode {
     }
 }
 
+/// How an authenticated identifier (SPF's MAIL FROM domain, DKIM's `d=`) stands to the
+/// From domain: the same name, the same organizational domain, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentifierMatch {
+    Strict,
+    Relaxed,
+    None,
+}
+
+impl IdentifierMatch {
+    /// Compares `identifier` with `from` (case and a trailing dot do not matter).
+    /// `discovered_org` is the organizational domain an RFC 9989 tree walk found for the From
+    /// domain; names under it share it. Without it (or for names outside it), the public
+    /// suffix list decides, as RFC 7489 does. An empty name matches nothing.
+    pub fn of(identifier: &str, from: &str, discovered_org: Option<&str>) -> IdentifierMatch {
+        let id = identifier.trim_end_matches('.').to_ascii_lowercase();
+        let from = from.trim_end_matches('.').to_ascii_lowercase();
+        if id.is_empty() || from.is_empty() {
+            IdentifierMatch::None
+        } else if id == from {
+            IdentifierMatch::Strict
+        } else if organizational(&id, discovered_org) == organizational(&from, discovered_org) {
+            IdentifierMatch::Relaxed
+        } else {
+            IdentifierMatch::None
+        }
+    }
+
+    /// Whether this match aligns under the record's `adkim`/`aspf` mode.
+    pub fn aligns(self, mode: AlignmentMode) -> bool {
+        match self {
+            IdentifierMatch::Strict => true,
+            IdentifierMatch::Relaxed => mode == AlignmentMode::Relaxed,
+            IdentifierMatch::None => false,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentifierMatch::Strict => "strict",
+            IdentifierMatch::Relaxed => "relaxed",
+            IdentifierMatch::None => "none",
+        }
+    }
+}
+
+fn organizational(name: &str, discovered_org: Option<&str>) -> String {
+    if let Some(org) = discovered_org
+        && (name == org || name.strip_suffix(org).is_some_and(|head| head.ends_with('.')))
+    {
+        return org.to_string();
+    }
+    DomainName::parse(name).map(|d| d.organizational_domain().to_string()).unwrap_or_else(|_| name.to_string())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum FailureOption {
     /// `0`: report when all mechanisms fail to align.
@@ -569,6 +625,24 @@ mod tests {
 
     fn codes(text: &str) -> Vec<&'static str> {
         DmarcRecord::parse(text).diagnostics.iter().map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn identifier_match() {
+        use IdentifierMatch as M;
+        assert_eq!(M::of("example.com", "Example.COM.", None), M::Strict);
+        assert_eq!(M::of("mail.example.com", "example.com", None), M::Relaxed);
+        assert_eq!(M::of("mail.shop.example.co.uk", "example.co.uk", None), M::Relaxed);
+        assert_eq!(M::of("badexample.com", "example.com", None), M::None);
+        assert_eq!(M::of("amazonses.com", "example.com", None), M::None);
+        assert_eq!(M::of("", "example.com", None), M::None);
+        // An RFC 9989 tree walk can set the organizational domain below the PSL's.
+        assert_eq!(M::of("a.dept.example.com", "b.dept.example.com", Some("dept.example.com")), M::Relaxed);
+        assert_eq!(M::of("other.example.com", "b.dept.example.com", Some("dept.example.com")), M::None);
+        assert!(M::Relaxed.aligns(AlignmentMode::Relaxed));
+        assert!(!M::Relaxed.aligns(AlignmentMode::Strict));
+        assert!(M::Strict.aligns(AlignmentMode::Strict));
+        assert!(!M::None.aligns(AlignmentMode::Relaxed));
     }
 
     #[test]

@@ -149,11 +149,6 @@ impl DomainName {
             None => self.clone(),
         }
     }
-
-    /// True when the two names share an organizational domain (DMARC relaxed alignment).
-    pub fn relaxed_aligned(&self, other: &DomainName) -> bool {
-        self.organizational_domain() == other.organizational_domain()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +215,6 @@ mod tests {
         assert!(!DomainName::parse("example.invalidtld").unwrap().public_suffix().known);
         let a = DomainName::parse("mail.example.com").unwrap();
         let b = DomainName::parse("example.com").unwrap();
-        assert!(a.relaxed_aligned(&b));
         assert!(a.is_strict_subdomain_of(&b));
         assert!(!b.is_strict_subdomain_of(&b));
         assert!(!DomainName::parse("badexample.com").unwrap().is_within(&b));

@@ -4,7 +4,7 @@
 
 use crate::aggregate::{PolicyPublished, ReportRecord};
 use serde::Serialize;
-use ses_dmarc_records::DomainName;
+use ses_dmarc_records::dmarc::{AlignmentMode, IdentifierMatch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,16 +50,9 @@ fn within(name: &str, suffix: &str) -> bool {
     name == suffix || name.ends_with(&format!(".{suffix}"))
 }
 
-fn org(name: &str) -> String {
-    DomainName::parse(name).map(|d| d.organizational_domain().to_string()).unwrap_or_else(|_| name.to_ascii_lowercase())
-}
-
 fn aligned(identifier: &str, from: &str, mode: Option<&str>) -> bool {
-    let id = identifier.trim_end_matches('.').to_ascii_lowercase();
-    if id.is_empty() || from.is_empty() {
-        return false;
-    }
-    if mode == Some("s") { id == from } else { id == from || org(&id) == org(from) }
+    let mode = if mode == Some("s") { AlignmentMode::Strict } else { AlignmentMode::Relaxed };
+    IdentifierMatch::of(identifier, from, None).aligns(mode)
 }
 
 /// Classifies one record. `ptr` is the source IP's reverse name, when looked up.
