@@ -55,6 +55,11 @@ fn skip_bom_and_space(data: &[u8]) -> &[u8] {
     &d[start..]
 }
 
+/// What is said of a compressed report that decompresses past `max_size` bytes.
+pub fn too_large(max_size: u64) -> String {
+    format!("decompresses to more than {} MB (the limit); refused", max_size / 1024 / 1024)
+}
+
 /// Reads a decompressing reader with the size and ratio limits.
 fn inflate(
     origin: &str,
@@ -68,10 +73,7 @@ fn inflate(
         .read_to_end(&mut out)
         .map_err(|e| err(origin, format!("cannot decompress: {e}")))?;
     if out.len() as u64 > limits.max_size {
-        return Err(err(
-            origin,
-            format!("decompresses to more than {} MB (the limit); refused", limits.max_size / 1024 / 1024),
-        ));
+        return Err(err(origin, too_large(limits.max_size)));
     }
     let size = out.len() as u64;
     if size > 1024 * 1024 && size / compressed.max(1) > limits.max_ratio {

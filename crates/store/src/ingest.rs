@@ -11,7 +11,7 @@ use ses_dmarc_reports::aggregate::{
     Limits, ReportError, ReportHeader, ReportRecord, ReportSink, parse_bytes_into, parse_into,
 };
 use ses_dmarc_reports::failure::{FailureReport, parse_failure};
-use ses_dmarc_reports::unpack::{Content, UnpackLimits, mentions_feedback, unpack};
+use ses_dmarc_reports::unpack::{Content, UnpackLimits, mentions_feedback, too_large, unpack};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -229,12 +229,7 @@ impl<R> SizeLimited<R> {
 impl<R: Read> Read for SizeLimited<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
-            std::io::Error::other(format!(
-                "decompresses to more than {} MB (the limit); refused",
-                self.limit / 1024 / 1024
-            ))
-        })?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| std::io::Error::other(too_large(self.limit)))?;
         Ok(n)
     }
 }
