@@ -1,4 +1,5 @@
-//! The `ses-dmarc` binary: argument parsing and rendering, nothing else.
+//! The `ses-dmarc` binary: argument parsing and rendering, nothing else. What a command
+//! does lives in `ses_dmarc_ops` and the crates below it.
 
 mod aws_cmd;
 mod check_cmd;
@@ -50,28 +51,65 @@ enum Command {
     Apply(aws_cmd::ApplyArgs),
 }
 
-/// Exit codes (docs/commands.md): 0 success, 1 errors found, 2 usage or input error,
-/// 3 some answers unknown.
-pub const EXIT_INPUT: u8 = 2;
+/// How a command ends (docs/commands.md gives each command's meaning of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// 0: done, nothing wrong.
+    Success = 0,
+    /// 1: it ran, and found problems (errors, blockers, failed inputs).
+    Problems = 1,
+    /// 2: usage or input error; the message says what to give instead.
+    Usage = 2,
+    /// 3: an answer could not be had (DNS failures, AWS unreachable or refusing).
+    Unknown = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// The exit of a command that failed with `e`.
+fn exit_for(e: &anyhow::Error) -> Exit {
+    if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+        // The reader went away (`| head`): nothing more to say.
+        return Exit::Success;
+    }
+    match e.downcast_ref::<ses_dmarc_ops::OpsError>() {
+        Some(ops) if ops.is_unavailable() => Exit::Unknown,
+        _ => Exit::Usage,
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<Exit> {
+    match command {
+        Command::Plan(args) => plan_cmd::run(args).await,
+        Command::Check(args) => check_cmd::run(args).await,
+        Command::Spf(args) => spf_cmd::run(args).await,
+        Command::Verify(args) => verify_cmd::run(args).await,
+        Command::Reports(cmd) => reports_cmd::run(cmd).await,
+        Command::Rollout(args) => reports_cmd::rollout(args).await,
+        Command::Ses(cmd) => aws_cmd::run_ses(cmd).await,
+        Command::Apply(args) => aws_cmd::apply(args).await,
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Plan(args) => plan_cmd::run(args),
-        Command::Check(args) => check_cmd::run(args),
-        Command::Spf(args) => spf_cmd::run(args),
-        Command::Verify(args) => verify_cmd::run(args),
-        Command::Reports(cmd) => reports_cmd::run(cmd),
-        Command::Rollout(args) => reports_cmd::rollout(args),
-        Command::Ses(cmd) => aws_cmd::run_ses(cmd),
-        Command::Apply(args) => aws_cmd::apply(args),
-    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+        .and_then(|rt| rt.block_on(run(cli.command)));
     match result {
-        Ok(code) => code,
+        Ok(exit) => exit.into(),
         Err(e) => {
-            let mut stderr = std::io::stderr();
-            style::error(&mut stderr, &format!("{e:#}"));
-            ExitCode::from(EXIT_INPUT)
+            let exit = exit_for(&e);
+            if exit != Exit::Success {
+                style::error(&mut std::io::stderr(), &format!("{e:#}"));
+            }
+            exit.into()
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `ses-dmarc plan`.
 
+use crate::Exit;
 use crate::style::{self, Style};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -7,10 +8,9 @@ use ses_dmarc_records::Policy;
 use ses_dmarc_ses::plan::{AdviceLevel, MxFailureBehavior, Plan, PlanInput};
 use ses_dmarc_ses::{plan, render};
 use std::io::Write;
-use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PlanFormat {
+pub(crate) enum PlanFormat {
     /// What to publish where, for reading in a terminal.
     Table,
     /// BIND zone-file lines.
@@ -24,14 +24,14 @@ pub enum PlanFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PolicyArg {
+pub(crate) enum PolicyArg {
     None,
     Quarantine,
     Reject,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MxFailureArg {
+pub(crate) enum MxFailureArg {
     /// Fall back to amazonses.com (SPF stops aligning) when the MX is missing.
     UseDefault,
     /// Refuse to send (MailFromDomainNotVerified) when the MX is missing.
@@ -40,60 +40,60 @@ pub enum MxFailureArg {
 
 /// What a plan is made from (shared by `plan` and `apply`).
 #[derive(Debug, Args)]
-pub struct PlanInputArgs {
+pub(crate) struct PlanInputArgs {
     /// The domain you send from (the From: header's domain), e.g. example.com.
-    pub domain: String,
+    pub(crate) domain: String,
     /// SES region you send from; repeat for several (the first one gets the MAIL FROM MX).
     #[arg(long = "region", short = 'r', value_name = "REGION", required = true)]
-    pub regions: Vec<String>,
+    pub(crate) regions: Vec<String>,
     /// Custom MAIL FROM: a label (`mail` gives mail.DOMAIN) or a full name under DOMAIN.
     #[arg(long, value_name = "LABEL|FQDN")]
-    pub mail_from: Option<String>,
+    pub(crate) mail_from: Option<String>,
     /// An Easy DKIM token from SES (give all three); `REGION:TOKEN` for another region.
     #[arg(long = "dkim-token", value_name = "TOKEN")]
-    pub dkim_tokens: Vec<String>,
+    pub(crate) dkim_tokens: Vec<String>,
     /// Aggregate report destination, e.g. mailto:dmarc@example.com (repeatable).
     #[arg(long, value_name = "URI")]
-    pub rua: Vec<String>,
+    pub(crate) rua: Vec<String>,
     /// Failure report destination (repeatable).
     #[arg(long, value_name = "URI")]
-    pub ruf: Vec<String>,
+    pub(crate) ruf: Vec<String>,
     /// DMARC policy to publish.
     #[arg(long, value_enum, default_value_t = PolicyArg::None)]
-    pub policy: PolicyArg,
+    pub(crate) policy: PolicyArg,
     /// Your current apex SPF record, to get advice on it.
     #[arg(long, value_name = "RECORD")]
-    pub apex_spf: Option<String>,
+    pub(crate) apex_spf: Option<String>,
     /// TTL of every record, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = ses_dmarc_ses::plan::DEFAULT_TTL)]
-    pub ttl: u32,
+    pub(crate) ttl: u32,
     /// What SES does when the MAIL FROM MX is missing (BehaviorOnMxFailure).
     #[arg(long, value_enum, default_value_t = MxFailureArg::UseDefault)]
-    pub on_mx_failure: MxFailureArg,
+    pub(crate) on_mx_failure: MxFailureArg,
     /// Take the DKIM tokens, MAIL FROM name and DKIM signing zone from the SES identity
     /// in each --region (AWS credentials from the standard chain).
     #[arg(long)]
-    pub from_ses: bool,
+    pub(crate) from_ses: bool,
     /// Another SES / Route 53 endpoint (default: AWS_ENDPOINT_URL, else AWS's own).
     #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example: ses-dmarc plan example.com --region us-east-1 --mail-from mail --rua mailto:dmarc@example.com"
 )]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     #[command(flatten)]
-    pub input: PlanInputArgs,
+    pub(crate) input: PlanInputArgs,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Table)]
-    pub format: PlanFormat,
+    pub(crate) format: PlanFormat,
 }
 
 impl PlanInputArgs {
     /// The plan's input; with `--from-ses`, completed from SES (this asks AWS).
-    pub fn to_input(&self) -> anyhow::Result<PlanInput> {
+    pub(crate) async fn to_input(&self) -> anyhow::Result<PlanInput> {
         let mut input = PlanInput {
             domain: self.domain.clone(),
             regions: self.regions.iter().flat_map(|r| r.split(',')).map(|r| r.trim().to_string()).collect(),
@@ -115,17 +115,16 @@ impl PlanInputArgs {
             dkim_signing_zones: Default::default(),
         };
         if self.from_ses {
-            if !self.dkim_tokens.is_empty() {
-                anyhow::bail!("--from-ses takes the DKIM tokens from SES: leave out --dkim-token");
+            for note in ses_dmarc_ops::plan::complete_from_ses(&mut input, self.endpoint_url.as_deref()).await? {
+                style::warning(&mut std::io::stderr(), &note);
             }
-            crate::aws_cmd::complete_from_ses(&mut input, self.endpoint_url.as_deref())?;
         }
         Ok(input)
     }
 }
 
-pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let input = args.input.to_input()?;
+pub(crate) async fn run(args: PlanArgs) -> anyhow::Result<Exit> {
+    let input = args.input.to_input().await?;
     let plan = plan(&input)?;
     let mut out = std::io::stdout().lock();
     let text = match args.format {
@@ -147,7 +146,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         PlanFormat::Terraform => render::terraform(&plan),
     };
     out.write_all(text.as_bytes()).context("writing to standard output")?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 fn json(plan: &Plan) -> anyhow::Result<String> {

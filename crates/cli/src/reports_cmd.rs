@@ -1,25 +1,22 @@
 //! `ses-dmarc reports ingest|summary` and `ses-dmarc rollout`.
 
-use crate::dns_args::{DnsArgs, runtime};
+use crate::Exit;
+use crate::dns_args::DnsArgs;
 use crate::style::{self, OutFormat, Style};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use ses_dmarc_dns::RecordType;
-use ses_dmarc_receiver::dmarc_discovery::{discover_9989, tree_walk_names};
+use ses_dmarc_ops::dns::ConfiguredResolver;
 use ses_dmarc_records::DomainName;
-use ses_dmarc_reports::classify::classify;
-use ses_dmarc_reports::rollout::{Criteria, advise};
-use ses_dmarc_reports::summary::{Summary, SummaryBuilder};
+use ses_dmarc_reports::rollout::Criteria;
+use ses_dmarc_reports::summary::Summary;
 use ses_dmarc_reports::unpack::UnpackLimits;
-use ses_dmarc_store::ingest::{Input, InputOutcome, files_under, ingest_inputs};
-use std::collections::HashMap;
+use ses_dmarc_store::ingest::{IngestOutcome, Input, InputOutcome, files_under, ingest_inputs};
+use ses_dmarc_store::{Database, Location, OpenMode};
 use std::io::{IsTerminal, Write};
-use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
-pub enum ReportsCommand {
+pub(crate) enum ReportsCommand {
     /// Store DMARC reports: XML, gzip, zip, e-mail (.eml), mbox, Maildir or directories.
     Ingest(IngestArgs),
     /// Totals and pass rates for a domain, overall and per source.
@@ -27,99 +24,102 @@ pub enum ReportsCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct DatabaseArg {
+pub(crate) struct DatabaseArg {
     /// sqlite://PATH or a file path; default: ~/.local/share/ses-dmarc/reports.sqlite.
     #[arg(long, value_name = "URL")]
-    pub database: Option<String>,
+    pub(crate) database: Option<String>,
+}
+
+impl DatabaseArg {
+    /// Opens the database (one connection); `mode` says whether it may be created.
+    pub(crate) async fn open(&self, mode: OpenMode) -> anyhow::Result<Database> {
+        Ok(Database::open(&Location::from_arg(self.database.as_deref())?, mode, 1).await?)
+    }
 }
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit codes: 0 every input ingested or already stored; 1 some input failed (the others are stored); 2 usage error."
 )]
-pub struct IngestArgs {
+pub(crate) struct IngestArgs {
     /// Files or directories (walked recursively); `-` for standard input.
     #[arg(required = true)]
-    pub inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
     #[command(flatten)]
-    pub db: DatabaseArg,
+    pub(crate) db: DatabaseArg,
     /// Largest decompressed size of one report, in MB.
     #[arg(long, value_name = "MB", default_value_t = 256)]
-    pub max_size: u64,
+    pub(crate) max_size: u64,
     #[arg(long, short = 'f', value_enum, default_value_t = OutFormat::Human)]
-    pub format: OutFormat,
+    pub(crate) format: OutFormat,
 }
 
 /// `--ptr`: reverse DNS of the source IPs for classification.
 #[derive(Debug, Args)]
-pub struct PtrArg {
+pub(crate) struct PtrArg {
     /// Look up the source IPs' reverse names (forward-confirmed) to recognise senders such
     /// as Amazon SES (*.amazonses.com) that the report rows alone do not give away.
     #[arg(long)]
-    pub ptr: bool,
+    pub(crate) ptr: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct SummaryArgs {
-    pub domain: String,
+pub(crate) struct SummaryArgs {
+    pub(crate) domain: String,
     /// Reports of the last N days.
     #[arg(long, default_value_t = 30)]
-    pub days: i64,
+    pub(crate) days: i64,
     #[command(flatten)]
-    pub db: DatabaseArg,
+    pub(crate) db: DatabaseArg,
     #[command(flatten)]
-    pub ptr: PtrArg,
+    pub(crate) ptr: PtrArg,
     #[command(flatten)]
-    pub dns: DnsArgs,
+    pub(crate) dns: DnsArgs,
     #[arg(long, short = 'f', value_enum, default_value_t = OutFormat::Human)]
-    pub format: OutFormat,
+    pub(crate) format: OutFormat,
 }
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit codes: 0 the next stage is safe (or reject is reached); 1 blockers remain; 3 the DMARC record could not be read; 2 usage error."
 )]
-pub struct RolloutArgs {
-    pub domain: String,
+pub(crate) struct RolloutArgs {
+    pub(crate) domain: String,
     /// Evidence from the last N days of reports.
     #[arg(long, default_value_t = 30)]
-    pub days: i64,
+    pub(crate) days: i64,
     /// Days of reports needed before a step.
     #[arg(long, default_value_t = 14)]
-    pub min_days: u32,
+    pub(crate) min_days: u32,
     /// DMARC pass rate (percent) every legitimate source needs.
     #[arg(long, default_value_t = 98.0)]
-    pub min_pass: f64,
+    pub(crate) min_pass: f64,
     /// A source first seen within this many days blocks the next step.
     #[arg(long, default_value_t = 7)]
-    pub quiet_days: i64,
+    pub(crate) quiet_days: i64,
     #[command(flatten)]
-    pub db: DatabaseArg,
+    pub(crate) db: DatabaseArg,
     #[command(flatten)]
-    pub ptr: PtrArg,
+    pub(crate) ptr: PtrArg,
     #[command(flatten)]
-    pub dns: DnsArgs,
+    pub(crate) dns: DnsArgs,
     #[arg(long, short = 'f', value_enum, default_value_t = OutFormat::Human)]
-    pub format: OutFormat,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    pub(crate) format: OutFormat,
 }
 
 fn domain_arg(text: &str) -> anyhow::Result<String> {
     Ok(DomainName::parse_hostname(text).map_err(|e| anyhow::anyhow!("`{text}` is not a domain name: {e}"))?.to_string())
 }
 
-pub fn run(cmd: ReportsCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cmd: ReportsCommand) -> anyhow::Result<Exit> {
     match cmd {
-        ReportsCommand::Ingest(a) => ingest(a),
-        ReportsCommand::Summary(a) => summary_cmd(a),
+        ReportsCommand::Ingest(a) => ingest(a).await,
+        ReportsCommand::Summary(a) => summary_cmd(a).await,
     }
 }
 
-fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let mut store = ses_dmarc_store::open(args.db.database.as_deref())?;
+async fn ingest(args: IngestArgs) -> anyhow::Result<Exit> {
+    let db = args.db.open(OpenMode::Create).await?;
     let limits = UnpackLimits { max_size: args.max_size.max(1) * 1024 * 1024, ..UnpackLimits::default() };
     let mut files = Vec::new();
     let mut outcomes: Vec<InputOutcome> = Vec::new();
@@ -142,15 +142,22 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         pb
     });
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4);
-    ingest_inputs(&mut store, &files, &limits, workers, &mut |outcome| {
-        if let Some(pb) = &progress {
-            pb.inc(1);
-        }
-        outcomes.push(outcome);
-    });
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
+    let stored = db
+        .run(move |store| {
+            let mut stored = Vec::new();
+            ingest_inputs(store, &files, &limits, workers, &mut |outcome| {
+                if let Some(pb) = &progress {
+                    pb.inc(1);
+                }
+                stored.push(outcome);
+            });
+            if let Some(pb) = progress {
+                pb.finish_and_clear();
+            }
+            Ok(stored)
+        })
+        .await?;
+    outcomes.extend(stored);
     let total = |f: fn(&InputOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
     let totals = serde_json::json!({
         "reports": total(|o| o.reports),
@@ -165,17 +172,17 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
             out,
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"database": store.path(), "inputs": outcomes, "totals": totals})
+                &serde_json::json!({"database": db.name(), "inputs": outcomes, "totals": totals})
             )?
         )?,
         OutFormat::Human => {
             let s = Style::for_stdout();
             for o in &outcomes {
                 let mark = match o.outcome {
-                    "ingested" => s.green("ingested "),
-                    "duplicate" => s.dim("duplicate"),
-                    "partial" => s.yellow("partial  "),
-                    _ => s.red("failed   "),
+                    IngestOutcome::Ingested => s.green("ingested "),
+                    IngestOutcome::Duplicate => s.dim("duplicate"),
+                    IngestOutcome::Partial => s.yellow("partial  "),
+                    IngestOutcome::Failed => s.red("failed   "),
                 };
                 write!(
                     out,
@@ -193,76 +200,43 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "Stored in {}: {} new report(s), {} duplicate(s), {} failed.",
-                store.path(),
+                db.name(),
                 totals["reports"],
                 totals["duplicates"],
                 totals["failed"]
             )?;
         }
     }
-    Ok(ExitCode::from(if outcomes.iter().any(|o| o.outcome == "failed" || o.outcome == "partial") { 1 } else { 0 }))
+    let trouble = outcomes.iter().any(|o| matches!(o.outcome, IngestOutcome::Failed | IngestOutcome::Partial));
+    Ok(if trouble { Exit::Problems } else { Exit::Success })
 }
 
-/// Forward-confirmed reverse names of the domain's source IPs (see `--ptr`).
-fn reverse_names(
-    store: &mut ses_dmarc_store::Store,
-    domain: &str,
-    since: i64,
-    dns: &DnsArgs,
-) -> anyhow::Result<HashMap<String, String>> {
-    let ips: Vec<(String, IpAddr)> =
-        store.source_ips(domain, since)?.into_iter().filter_map(|t| t.parse().ok().map(|ip| (t, ip))).collect();
-    let resolver = dns.resolver(domain, 64)?;
-    let names = runtime()?.block_on(futures::future::join_all(
-        ips.iter().map(|(_, ip)| ses_dmarc_dns::confirmed_reverse_name(&resolver, *ip)),
-    ));
-    Ok(ips.into_iter().zip(names).filter_map(|((text, _), name)| name.map(|n| (text, n))).collect())
-}
-
-fn build_summary(
-    store: &mut ses_dmarc_store::Store,
+/// The summary the command asked for (with `--ptr`, reverse names from DNS).
+async fn build_summary(
+    db: &Database,
     domain: &str,
     days: i64,
-    ptr: Option<&DnsArgs>,
+    ptr: Option<&ConfiguredResolver>,
 ) -> anyhow::Result<Summary> {
-    if days <= 0 {
-        bail!("--days must be at least 1");
-    }
-    let since = now() - days * 86_400;
-    let names = match ptr {
-        Some(dns) => reverse_names(store, domain, since, dns)?,
-        None => HashMap::new(),
-    };
-    let mut b = SummaryBuilder::new(domain);
-    for h in store.reports_for(domain, since)? {
-        b.add_report(&h);
-    }
-    store.records_for(domain, since, &mut |r| {
-        let ip = r.record.source_ip.map(|i| i.to_string()).unwrap_or_else(|| r.record.source_ip_text.clone());
-        let c = classify(&r.record, &r.header.policy, names.get(&ip).map(String::as_str));
-        b.add_record(&r.header, &r.record, &c);
-    })?;
-    for f in store.failures_for(domain, since)? {
-        b.add_failure(&f);
-    }
-    Ok(b.finish())
+    Ok(ses_dmarc_ops::reports::summary(db, domain, days, ptr, ses_dmarc_ops::now()).await?)
 }
 
 fn pct(part: u64, whole: u64) -> String {
     format!("{:.1}%", Summary::rate(part, whole) * 100.0)
 }
 
-fn summary_cmd(args: SummaryArgs) -> anyhow::Result<ExitCode> {
+async fn summary_cmd(args: SummaryArgs) -> anyhow::Result<Exit> {
     let domain = domain_arg(&args.domain)?;
-    let mut store = ses_dmarc_store::open(args.db.database.as_deref())?;
-    let s = build_summary(&mut store, &domain, args.days, args.ptr.ptr.then_some(&args.dns))?;
+    let db = args.db.open(OpenMode::Existing).await?;
+    let resolver = if args.ptr.ptr { Some(args.dns.resolver(&domain, 64)?) } else { None };
+    let s = build_summary(&db, &domain, args.days, resolver.as_ref()).await?;
     let mut out = std::io::stdout().lock();
     match args.format {
         OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?,
         OutFormat::Human => {
             if s.reports == 0 && s.failures.reports == 0 {
-                writeln!(out, "No reports for {domain} in the last {} days in {}.", args.days, store.path())?;
-                return Ok(ExitCode::SUCCESS);
+                writeln!(out, "No reports for {domain} in the last {} days in {}.", args.days, db.name())?;
+                return Ok(Exit::Success);
             }
             writeln!(out, "{}: {} reports over {} days, {} messages", domain, s.reports, s.days, s.messages)?;
             writeln!(
@@ -319,36 +293,28 @@ fn summary_cmd(args: SummaryArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
-pub fn rollout(args: RolloutArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn rollout(args: RolloutArgs) -> anyhow::Result<Exit> {
     let domain = domain_arg(&args.domain)?;
     if !(0.0..=100.0).contains(&args.min_pass) {
         bail!("--min-pass is a percentage from 0 to 100");
     }
-    let mut store = ses_dmarc_store::open(args.db.database.as_deref())?;
-    let summary = build_summary(&mut store, &domain, args.days, args.ptr.ptr.then_some(&args.dns))?;
+    let db = args.db.open(OpenMode::Existing).await?;
     let resolver = args.dns.resolver(&domain, 16)?;
-    let names: Vec<String> = tree_walk_names(&domain).into_iter().map(|n| format!("_dmarc.{n}")).collect();
-    let answers = runtime()?.block_on(async {
-        use ses_dmarc_dns::Resolver;
-        futures::future::join_all(names.iter().map(|n| resolver.lookup(n, RecordType::Txt))).await
-    });
-    let map: HashMap<String, ses_dmarc_dns::Answer> = names.into_iter().zip(answers).collect();
-    let current = match discover_9989(&|n: &str| map.get(n), &domain) {
-        Ok(d) => d.record.filter(|_| d.own),
-        Err(_) => {
-            style::error(
-                &mut std::io::stderr(),
-                &format!("the DMARC record of {domain} could not be read (DNS failure)"),
-            );
-            return Ok(ExitCode::from(3));
-        }
-    };
     let criteria =
         Criteria { min_days: args.min_days, min_pass_rate: args.min_pass / 100.0, quiet_days: args.quiet_days };
-    let r = advise(&domain, current.as_deref(), &summary, now(), criteria);
+    let r = ses_dmarc_ops::reports::rollout(
+        &db,
+        &resolver,
+        &domain,
+        args.days,
+        criteria,
+        args.ptr.ptr,
+        ses_dmarc_ops::now(),
+    )
+    .await?;
     let mut out = std::io::stdout().lock();
     match args.format {
         OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&r).context("serializing")?)?,
@@ -378,5 +344,5 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::from(if r.ready || (r.next_record.is_none() && r.blockers.is_empty()) { 0 } else { 1 }))
+    Ok(if r.ready || (r.next_record.is_none() && r.blockers.is_empty()) { Exit::Success } else { Exit::Problems })
 }

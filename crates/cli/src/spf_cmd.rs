@@ -1,19 +1,20 @@
 //! `ses-dmarc spf`: the whole include tree with lookups per branch, every void lookup and
 //! its cause, and, given an IP, the result a receiver computes and the path to it.
 
-use crate::dns_args::{DnsArgs, runtime};
+use crate::Exit;
+use crate::dns_args::DnsArgs;
 use crate::style::Style;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use ses_dmarc_receiver::spf::{SpfCheck, SpfInput, TraceKind, check_mail_from};
-use ses_dmarc_receiver::spf_tree::{RecordState, SpfNode, SpfTree, gather_tree};
+use ses_dmarc_ops::spf::spf_report;
+use ses_dmarc_receiver::spf::{MAX_LOOKUPS, MAX_VOID_LOOKUPS, SpfCheck, SpfInput, TraceKind};
+use ses_dmarc_receiver::spf_tree::{RecordState, SpfNode, SpfTree};
 use ses_dmarc_records::{DomainName, Severity};
 use std::io::Write;
 use std::net::IpAddr;
-use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SpfFormat {
+pub(crate) enum SpfFormat {
     Human,
     Json,
 }
@@ -22,36 +23,25 @@ pub enum SpfFormat {
 #[command(
     after_help = "Exit codes: 0 the record is usable; 1 receivers would return permerror (syntax, more than 10 lookups, more than 2 void lookups, a missing include); 3 some answers unknown; 2 usage or input error."
 )]
-pub struct SpfArgs {
+pub(crate) struct SpfArgs {
     /// The domain whose SPF record to show (an apex or a MAIL FROM name).
-    pub domain: String,
+    pub(crate) domain: String,
     /// Evaluate the record for this client IP, as a receiver would.
     #[arg(long)]
-    pub ip: Option<String>,
+    pub(crate) ip: Option<String>,
     /// The MAIL FROM address for the evaluation (default postmaster@DOMAIN).
     #[arg(long, value_name = "ADDR")]
-    pub sender: Option<String>,
+    pub(crate) sender: Option<String>,
     /// The HELO name for the evaluation (default DOMAIN).
     #[arg(long, value_name = "NAME")]
-    pub helo: Option<String>,
+    pub(crate) helo: Option<String>,
     #[command(flatten)]
-    pub dns: DnsArgs,
+    pub(crate) dns: DnsArgs,
     #[arg(long, short = 'f', value_enum, default_value_t = SpfFormat::Human)]
-    pub format: SpfFormat,
+    pub(crate) format: SpfFormat,
 }
 
-fn tree_has_permerror(tree: &SpfTree) -> bool {
-    tree.lookups > 10
-        || tree.void_lookups > 2
-        || tree.nodes().iter().any(|n| match &n.state {
-            RecordState::Multiple { .. } | RecordState::Quoted { .. } => true,
-            RecordState::Missing { .. } => n.domain != tree.root.domain,
-            RecordState::Found { diagnostics, .. } => diagnostics.iter().any(|d| d.severity == Severity::Error),
-            _ => false,
-        })
-}
-
-pub fn run(args: SpfArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: SpfArgs) -> anyhow::Result<Exit> {
     let domain =
         DomainName::parse(&args.domain).map_err(|e| anyhow::anyhow!("`{}` is not a domain name: {e}", args.domain))?;
     let ip: Option<IpAddr> = match &args.ip {
@@ -62,50 +52,29 @@ pub fn run(args: SpfArgs) -> anyhow::Result<ExitCode> {
         bail!("--sender and --helo are used with --ip: add `--ip 192.0.2.1`");
     }
     let resolver = args.dns.resolver(domain.as_str(), 64)?;
-    let rt = runtime()?;
-    let (tree, check) = rt.block_on(async {
-        let (tree, _) = gather_tree(&resolver, domain.as_str()).await;
-        let check = match ip {
-            Some(ip) => Some(
-                check_mail_from(
-                    &resolver,
-                    &SpfInput {
-                        ip,
-                        mail_from: args.sender.clone().unwrap_or_else(|| format!("postmaster@{domain}")),
-                        helo: args.helo.clone().unwrap_or_else(|| domain.to_string()),
-                        receiver: None,
-                    },
-                )
-                .await,
-            ),
-            None => None,
-        };
-        (tree, check)
+    let client = ip.map(|ip| SpfInput {
+        ip,
+        mail_from: args.sender.clone().unwrap_or_else(|| format!("postmaster@{domain}")),
+        helo: args.helo.clone().unwrap_or_else(|| domain.to_string()),
+        receiver: None,
     });
+    let report = spf_report(&resolver, domain.as_str(), client).await;
     let mut out = std::io::stdout().lock();
     match args.format {
         SpfFormat::Json => {
-            let doc = serde_json::json!({
-                "domain": domain.as_str(),
-                "lookups": tree.lookups,
-                "void_lookups": tree.void_lookups,
-                "permerror": tree_has_permerror(&tree),
-                "tree": tree,
-                "check": check,
-            });
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?).context("writing to standard output")?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?).context("writing to standard output")?
         }
         SpfFormat::Human => out
-            .write_all(human(&tree, check.as_ref(), Style::for_stdout()).as_bytes())
+            .write_all(human(&report.tree, report.check.as_ref(), Style::for_stdout()).as_bytes())
             .context("writing to standard output")?,
     }
-    Ok(ExitCode::from(if tree_has_permerror(&tree) {
-        1
-    } else if !tree.failed.is_empty() {
-        3
+    Ok(if report.permerror {
+        Exit::Problems
+    } else if report.has_unknown() {
+        Exit::Unknown
     } else {
-        0
-    }))
+        Exit::Success
+    })
 }
 
 fn node_lines(n: &SpfNode, depth: usize, s: Style, tree: &SpfTree, out: &mut String) {
@@ -154,15 +123,15 @@ fn node_lines(n: &SpfNode, depth: usize, s: Style, tree: &SpfTree, out: &mut Str
     }
 }
 
-pub fn human(tree: &SpfTree, check: Option<&SpfCheck>, s: Style) -> String {
+pub(crate) fn human(tree: &SpfTree, check: Option<&SpfCheck>, s: Style) -> String {
     let mut out = String::new();
     node_lines(&tree.root, 0, s, tree, &mut out);
-    let lookups = format!("{} DNS-querying terms (limit 10)", tree.lookups);
-    let voids = format!("{} void lookups (limit 2)", tree.void_lookups);
+    let lookups = format!("{} DNS-querying terms (limit {MAX_LOOKUPS})", tree.lookups);
+    let voids = format!("{} void lookups (limit {MAX_VOID_LOOKUPS})", tree.void_lookups);
     out.push_str(&format!(
         "\nTotal: {}; {}\n",
-        if tree.lookups > 10 { s.red(&lookups) } else { lookups },
-        if tree.void_lookups > 2 { s.red(&voids) } else { voids }
+        if tree.lookups > MAX_LOOKUPS { s.red(&lookups) } else { lookups },
+        if tree.void_lookups > MAX_VOID_LOOKUPS { s.red(&voids) } else { voids }
     ));
     for v in &tree.void_causes {
         out.push_str(&format!("  void: `{}` in {} ({} {})\n", v.term, v.domain, v.rtype.as_str(), v.name));
@@ -180,7 +149,7 @@ pub fn human(tree: &SpfTree, check: Option<&SpfCheck>, s: Style) -> String {
     for u in &tree.unexpanded {
         out.push_str(&format!("  not followed (needs the sender or IP): {u}\n"));
     }
-    if tree_has_permerror(tree) {
+    if tree.permerror() {
         out.push_str(&format!("{}\n", s.red("Receivers return permerror for this record.")));
     }
     if let Some(c) = check {

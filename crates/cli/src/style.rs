@@ -3,16 +3,16 @@
 use std::io::{IsTerminal, Write};
 
 #[derive(Debug, Clone, Copy)]
-pub struct Style {
+pub(crate) struct Style {
     colour: bool,
 }
 
 impl Style {
-    pub fn for_stdout() -> Self {
+    pub(crate) fn for_stdout() -> Self {
         Style { colour: std::io::stdout().is_terminal() && colour_allowed() }
     }
 
-    pub fn for_stderr() -> Self {
+    pub(crate) fn for_stderr() -> Self {
         Style { colour: std::io::stderr().is_terminal() && colour_allowed() }
     }
 
@@ -20,23 +20,23 @@ impl Style {
         if self.colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
 
-    pub fn bold(self, text: &str) -> String {
+    pub(crate) fn bold(self, text: &str) -> String {
         self.paint("1", text)
     }
 
-    pub fn dim(self, text: &str) -> String {
+    pub(crate) fn dim(self, text: &str) -> String {
         self.paint("2", text)
     }
 
-    pub fn red(self, text: &str) -> String {
+    pub(crate) fn red(self, text: &str) -> String {
         self.paint("31", text)
     }
 
-    pub fn yellow(self, text: &str) -> String {
+    pub(crate) fn yellow(self, text: &str) -> String {
         self.paint("33", text)
     }
 
-    pub fn green(self, text: &str) -> String {
+    pub(crate) fn green(self, text: &str) -> String {
         self.paint("32", text)
     }
 }
@@ -45,25 +45,25 @@ fn colour_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-pub fn error(out: &mut impl Write, message: &str) {
+pub(crate) fn error(out: &mut impl Write, message: &str) {
     let s = Style::for_stderr();
     let _ = writeln!(out, "{} {message}", s.red(&s.bold("error:")));
 }
 
-pub fn warning(out: &mut impl Write, message: &str) {
+pub(crate) fn warning(out: &mut impl Write, message: &str) {
     let s = Style::for_stderr();
     let _ = writeln!(out, "{} {message}", s.yellow(&s.bold("warning:")));
 }
 
 /// `--format` of the commands that print either text for people or one JSON document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutFormat {
+pub(crate) enum OutFormat {
     Human,
     Json,
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for seconds since 1970.
-pub fn utc_date(secs: i64) -> String {
+pub(crate) fn utc_date(secs: i64) -> String {
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Days to the civil calendar (proleptic Gregorian), after Howard Hinnant's algorithm.
     let z = days + 719_468;

@@ -1,6 +1,7 @@
 //! `ses-dmarc verify`: a received message, the way a receiving server sees it.
 
-use crate::dns_args::{DnsArgs, runtime};
+use crate::Exit;
+use crate::dns_args::DnsArgs;
 use crate::style::Style;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -8,13 +9,12 @@ use ses_dmarc_receiver::dmarc::DmarcResult;
 use ses_dmarc_receiver::verify::{Verification, VerifyInput, verify_message};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// Messages larger than this are refused (with a message saying so).
 const MAX_MESSAGE: u64 = 200 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum VerifyFormat {
+pub(crate) enum VerifyFormat {
     Human,
     Json,
 }
@@ -23,23 +23,23 @@ pub enum VerifyFormat {
 #[command(
     after_help = "Exit codes: 0 DMARC passes; 1 DMARC does not pass (fail, none, permerror); 3 temperror (a DNS answer could not be had); 2 usage or input error."
 )]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The message (.eml, as received, headers included); `-` for standard input.
-    pub message: PathBuf,
+    pub(crate) message: PathBuf,
     /// The connecting client's IP. Without it, taken from the message's topmost
     /// Received-SPF or Authentication-Results header.
     #[arg(long)]
-    pub ip: Option<String>,
+    pub(crate) ip: Option<String>,
     /// The SMTP MAIL FROM (envelope sender). Default: the Return-Path header.
     #[arg(long, value_name = "ADDR")]
-    pub mail_from: Option<String>,
+    pub(crate) mail_from: Option<String>,
     /// The HELO/EHLO name.
     #[arg(long, value_name = "NAME")]
-    pub helo: Option<String>,
+    pub(crate) helo: Option<String>,
     #[command(flatten)]
-    pub dns: DnsArgs,
+    pub(crate) dns: DnsArgs,
     #[arg(long, short = 'f', value_enum, default_value_t = VerifyFormat::Human)]
-    pub format: VerifyFormat,
+    pub(crate) format: VerifyFormat,
 }
 
 fn read_message(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
@@ -59,7 +59,7 @@ fn read_message(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     Ok(raw)
 }
 
-pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let ip = match &args.ip {
         Some(t) => Some(t.trim().parse().map_err(|_| anyhow::anyhow!("`{t}` is not an IP address (IPv4 or IPv6)"))?),
         None => None,
@@ -70,22 +70,22 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let raw = read_message(&args.message)?;
     let resolver = args.dns.resolver("invalid", 64)?;
     let input = VerifyInput { ip, mail_from: args.mail_from.clone(), helo: args.helo.clone() };
-    let v = runtime()?
-        .block_on(verify_message(&resolver, &raw, &input))
+    let v = verify_message(&resolver, &raw, &input)
+        .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.message.display()))?;
     let mut out = std::io::stdout().lock();
     match args.format {
         VerifyFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?,
         VerifyFormat::Human => out.write_all(human(&v, Style::for_stdout()).as_bytes())?,
     }
-    Ok(ExitCode::from(match v.dmarc.result {
-        DmarcResult::Pass => 0,
-        DmarcResult::TempError => 3,
-        _ => 1,
-    }))
+    Ok(match v.dmarc.result {
+        DmarcResult::Pass => Exit::Success,
+        DmarcResult::TempError => Exit::Unknown,
+        _ => Exit::Problems,
+    })
 }
 
-pub fn human(v: &Verification, s: Style) -> String {
+pub(crate) fn human(v: &Verification, s: Style) -> String {
     let mut out = String::new();
     let verdict = match v.dmarc.result {
         DmarcResult::Pass => s.green("DMARC pass"),

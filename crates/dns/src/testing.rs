@@ -170,9 +170,7 @@ impl TestServer {
         let queries = Arc::new(AtomicUsize::new(0));
         let handler = FaultyCatalog { catalog, faults: faults.clone(), queries: queries.clone() };
         let addr = runtime.block_on(async {
-            let udp = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await?;
-            let addr = udp.local_addr()?;
-            let tcp = tokio::net::TcpListener::bind(addr).await?;
+            let (udp, tcp, addr) = bind_pair(port).await?;
             let mut server = Server::new(handler);
             server.register_socket(udp);
             server.register_listener(tcp, Duration::from_secs(10), 65535);
@@ -184,6 +182,7 @@ impl TestServer {
         Ok(TestServer { addr, faults, queries, runtime: Some(runtime) })
     }
 
+    /// The server's address (UDP and TCP on the same port).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -218,6 +217,22 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
+        }
+    }
+}
+
+/// A UDP socket and a TCP listener on the same loopback port. With port 0 the UDP port is
+/// chosen by the system, and its TCP twin may be taken by another program: then another
+/// port is tried.
+async fn bind_pair(port: u16) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr)> {
+    let mut tries = 0;
+    loop {
+        let udp = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await?;
+        let addr = udp.local_addr()?;
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp, addr)),
+            Err(e) if port == 0 && e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => tries += 1,
+            Err(e) => return Err(e),
         }
     }
 }

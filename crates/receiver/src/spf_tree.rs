@@ -348,6 +348,20 @@ impl SpfTree {
         (tree, b.wanted)
     }
 
+    /// Whether a receiver evaluating this record returns permerror whatever the client:
+    /// more DNS-querying terms or void lookups than RFC 7208 allows, two SPF records or
+    /// quoted ones anywhere, a missing include target, or a syntax error.
+    pub fn permerror(&self) -> bool {
+        self.lookups > crate::spf::MAX_LOOKUPS
+            || self.void_lookups > crate::spf::MAX_VOID_LOOKUPS
+            || self.nodes().iter().any(|n| match &n.state {
+                RecordState::Multiple { .. } | RecordState::Quoted { .. } => true,
+                RecordState::Missing { .. } => n.domain != self.root.domain,
+                RecordState::Found { diagnostics, .. } => diagnostics.iter().any(|d| d.severity == Severity::Error),
+                _ => false,
+            })
+    }
+
     /// Whether an `include:` anywhere in the tree names `domain`.
     pub fn includes(&self, domain: &str) -> bool {
         fn walk(n: &SpfNode, d: &str) -> bool {

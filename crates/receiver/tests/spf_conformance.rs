@@ -1,4 +1,4 @@
-//! The openspf RFC 7208 conformance suite (shared/corpus/spf/rfc7208-tests.yml): every
+//! The openspf RFC 7208 conformance suite (testdata/spf/rfc7208-tests.yml): every
 //! case, against its own zone data served from memory. Prints
 //! `spf conformance: N/203 passed`.
 
@@ -6,7 +6,6 @@ use serde::Deserialize;
 use ses_dmarc_dns::{Answer, Failure, MemoryResolver, Outcome, Rdata, RecordType, Resolver};
 use ses_dmarc_receiver::spf::{SpfInput, SpfResult, check_mail_from};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 #[derive(Deserialize)]
 struct Scenario {
@@ -116,10 +115,8 @@ fn resolver(zonedata: &BTreeMap<String, Vec<serde_yaml::Value>>) -> MemoryResolv
 
 #[test]
 fn rfc7208_conformance_suite() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/spf/rfc7208-tests.yml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("{}: {e} (the shared/ folder must sit beside the repository, as in CI)", path.display())
-    });
+    let path = ses_dmarc_testkit::testdata("spf/rfc7208-tests.yml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let (mut total, mut passed) = (0, 0);
     let mut failures = Vec::new();

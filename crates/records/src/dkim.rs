@@ -292,7 +292,7 @@ pub(crate) mod tests {
 
     /// DER SubjectPublicKeyInfo for an RSA key whose modulus has `bits` bits (the modulus
     /// is not a real product of primes; only its length matters here).
-    pub fn fake_rsa_spki(bits: u32) -> Vec<u8> {
+    pub(crate) fn fake_rsa_spki(bits: u32) -> Vec<u8> {
         fn len_bytes(len: usize) -> Vec<u8> {
             if len < 0x80 {
                 vec![len as u8]
@@ -319,7 +319,7 @@ pub(crate) mod tests {
         el(0x30, &[alg, el(0x03, &bitstring)].concat())
     }
 
-    pub fn b64(bytes: &[u8]) -> String {
+    pub(crate) fn b64(bytes: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 

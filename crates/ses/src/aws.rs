@@ -5,22 +5,13 @@
 //! standard AWS chain (environment, profile, SSO, instance role); `endpoint_url` (or
 //! `AWS_ENDPOINT_URL`) points elsewhere. Errors are said in plain words with the fix.
 
+use crate::aws_error::{AwsError, AwsErrorKind};
 use crate::identity::{DkimState, IdentityStatus, MailFromState, State};
 use crate::plan::MxFailureBehavior;
-use crate::route53::{Change, ChangeKind, RecordSet};
+use crate::route53::{Change, ChangeKind, HostedZone, RecordSet};
 use aws_config::BehaviorVersion;
 use aws_sdk_ses::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use std::time::Duration;
-
-/// An AWS call that failed, in words a user can act on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct AwsError {
-    /// `access-denied`, `bad-credentials`, `no-credentials`, `throttled`, `not-found`,
-    /// `unreachable`, `timeout`, `refused` or `other`.
-    pub kind: &'static str,
-    pub message: String,
-}
 
 fn service_of(operation: &str) -> &'static str {
     if operation.contains("HostedZone") || operation.contains("ResourceRecordSets") || operation == "GetChange" {
@@ -41,41 +32,41 @@ where
     let service = service_of(operation);
     let (kind, message) = match code.as_str() {
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => (
-            "access-denied",
+            AwsErrorKind::AccessDenied,
             format!(
                 "AWS denied {operation}: the credentials in use lack the `{service}:{operation}` permission. Add it to their IAM policy (or use a profile that has it). AWS said: {detail}"
             ),
         ),
         "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" | "IncompleteSignature"
         | "ExpiredToken" | "ExpiredTokenException" | "InvalidAccessKeyId" => (
-            "bad-credentials",
+            AwsErrorKind::BadCredentials,
             format!(
                 "AWS rejected the credentials ({code}): check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or sign in again (`aws sso login`)."
             ),
         ),
         "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "PriorRequestNotComplete" => (
-            "throttled",
+            AwsErrorKind::Throttled,
             format!("AWS is throttling {operation} ({code}) even after retries: wait a minute and run again."),
         ),
-        "NotFoundException" | "NoSuchHostedZone" | "NoSuchChange" => ("not-found", format!("{operation}: {detail}")),
+        "NotFoundException" | "NoSuchHostedZone" | "NoSuchChange" => (AwsErrorKind::NotFound, format!("{operation}: {detail}")),
         "InvalidChangeBatch" | "InvalidInput" | "InvalidParameterValue" | "BadRequestException" => {
-            ("refused", format!("AWS refused {operation}: {detail}"))
+            (AwsErrorKind::Refused, format!("AWS refused {operation}: {detail}"))
         }
         "" => match &err {
             SdkError::TimeoutError(_) => {
-                ("timeout", format!("{operation}: no answer from {endpoint} in time; check the network and --endpoint-url."))
+                (AwsErrorKind::Timeout, format!("{operation}: no answer from {endpoint} in time; check the network and --endpoint-url."))
             }
             _ if context.to_ascii_lowercase().contains("credential") => (
-                "no-credentials",
+                AwsErrorKind::NoCredentials,
                 "No AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), run `aws sso login`, or run where an instance role is attached.".to_string(),
             ),
             SdkError::DispatchFailure(_) => (
-                "unreachable",
+                AwsErrorKind::Unreachable,
                 format!("{operation}: cannot reach {endpoint} ({context}); check --endpoint-url, the region and the network."),
             ),
-            _ => ("other", format!("{operation} failed: {context}")),
+            _ => (AwsErrorKind::Other, format!("{operation} failed: {context}")),
         },
-        _ => ("other", format!("{operation} failed: {code}: {detail}")),
+        _ => (AwsErrorKind::Other, format!("{operation} failed: {code}: {detail}")),
     };
     AwsError { kind, message }
 }
@@ -269,9 +260,6 @@ impl Ses {
     }
 }
 
-/// A hosted zone: name (with the trailing dot), id (`/hostedzone/...` or bare), private.
-pub type HostedZone = (String, String, bool);
-
 /// Route 53 (a global service: its calls go to us-east-1 unless the endpoint says
 /// otherwise).
 pub struct Route53 {
@@ -305,7 +293,11 @@ impl Route53 {
                 .await
                 .map_err(|e| explain("ListHostedZones", &self.endpoint, e))?;
             for z in page.hosted_zones() {
-                out.push((z.name().to_string(), z.id().to_string(), z.config().is_some_and(|c| c.private_zone())));
+                out.push(HostedZone {
+                    name: z.name().to_string(),
+                    id: z.id().to_string(),
+                    private: z.config().is_some_and(|c| c.private_zone()),
+                });
             }
             match page.next_marker().filter(|_| page.is_truncated()) {
                 Some(m) if Some(m) != marker.as_deref() => marker = Some(m.to_string()),
@@ -322,10 +314,15 @@ impl Route53 {
             .send()
             .await
             .map_err(|e| explain("GetHostedZone", &self.endpoint, e))?;
-        let z = answer
-            .hosted_zone()
-            .ok_or_else(|| AwsError { kind: "not-found", message: format!("GetHostedZone: no hosted zone {id}") })?;
-        Ok((z.name().to_string(), z.id().to_string(), z.config().is_some_and(|c| c.private_zone())))
+        let z = answer.hosted_zone().ok_or_else(|| AwsError {
+            kind: AwsErrorKind::NotFound,
+            message: format!("GetHostedZone: no hosted zone {id}"),
+        })?;
+        Ok(HostedZone {
+            name: z.name().to_string(),
+            id: z.id().to_string(),
+            private: z.config().is_some_and(|c| c.private_zone()),
+        })
     }
 
     /// Every record set of the zone.
@@ -359,7 +356,8 @@ impl Route53 {
     /// Submits the changes to make as one ChangeBatch; returns the change id.
     pub async fn submit(&self, zone_id: &str, changes: &[Change], comment: &str) -> Result<String, AwsError> {
         use aws_sdk_route53::types::{ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
-        let built = |e: aws_sdk_route53::error::BuildError| AwsError { kind: "other", message: e.to_string() };
+        let built =
+            |e: aws_sdk_route53::error::BuildError| AwsError { kind: AwsErrorKind::Other, message: e.to_string() };
         let mut batch = ChangeBatch::builder().comment(comment);
         for c in changes.iter().filter(|c| c.is_submitted()) {
             let mut set =

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod aws_error;
 pub mod identity;
 pub mod mail_from;
 pub mod plan;
@@ -12,5 +13,6 @@ pub mod regions;
 pub mod render;
 pub mod route53;
 
+pub use aws_error::{AwsError, AwsErrorKind};
 pub use plan::{Plan, PlanError, PlanInput, plan};
 pub use regions::{REGIONS, Region};

@@ -206,18 +206,16 @@ pub mod advice_code {
     pub const REGION_UNCONFIRMED: &str = "region-endpoint-assumed";
 }
 
-fn validate_domain(input: &str) -> Result<DomainName, PlanError> {
+/// A sender domain as typed: a host name of two labels or more that is not itself a public
+/// suffix. (Whether its suffix is on the public suffix list is for the caller to judge.)
+pub fn parse_domain(input: &str) -> Result<DomainName, PlanError> {
     let domain = DomainName::parse_hostname(input)
         .map_err(|e| PlanError::Domain { input: input.to_string(), reason: e.to_string() })?;
     if domain.label_count() < 2 {
         return Err(PlanError::Domain {
             input: input.to_string(),
-            reason: "a single label; give the full domain such as example.com".into(),
+            reason: "a single label; give the full domain, such as example.com".into(),
         });
-    }
-    let suffix = domain.public_suffix();
-    if !suffix.known {
-        return Err(PlanError::UnknownSuffix { domain: domain.to_string(), suffix: suffix.suffix });
     }
     if domain.is_public_suffix() {
         return Err(PlanError::PublicSuffix { domain: domain.to_string() });
@@ -225,8 +223,18 @@ fn validate_domain(input: &str) -> Result<DomainName, PlanError> {
     Ok(domain)
 }
 
-fn validate_region(input: &str) -> Result<&'static Region, PlanError> {
-    regions::find(input).ok_or_else(|| {
+fn validate_domain(input: &str) -> Result<DomainName, PlanError> {
+    let domain = parse_domain(input)?;
+    let suffix = domain.public_suffix();
+    if !suffix.known {
+        return Err(PlanError::UnknownSuffix { domain: domain.to_string(), suffix: suffix.suffix });
+    }
+    Ok(domain)
+}
+
+/// An SES region code as typed, or what it may have meant.
+pub fn parse_region(input: &str) -> Result<&'static Region, PlanError> {
+    regions::find(input.trim()).ok_or_else(|| {
         let s = regions::suggest(input);
         let hint = if s.is_empty() {
             "; see `ses-dmarc plan --help` for the list".to_string()
@@ -267,7 +275,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     }
     let mut regions: Vec<&'static Region> = Vec::new();
     for r in &input.regions {
-        let region = validate_region(r)?;
+        let region = parse_region(r)?;
         if regions.contains(&region) {
             return Err(PlanError::DuplicateRegion(region.code.to_string()));
         }
@@ -279,7 +287,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     for raw in &input.dkim_tokens {
         let (index, token) = match raw.split_once(':') {
             Some((r, t)) => {
-                let region = validate_region(r)?;
+                let region = parse_region(r)?;
                 let i = regions
                     .iter()
                     .position(|x| *x == region)

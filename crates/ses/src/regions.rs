@@ -1,6 +1,6 @@
 //! Every SES region with its feedback (MAIL FROM MX) host and Easy DKIM signing zone.
 //!
-//! Sources (see shared knowledge `ses.md`): the AWS SES developer guide's 2023 region table
+//! Sources: the AWS SES developer guide (`mail-from.md`, `regions.md`): its 2023 region table
 //! (feedback endpoints; region-specific DKIM zones for af-south-1, ap-northeast-3,
 //! eu-south-1) and, for regions added later, the SES v2 region enum plus public Terraform
 //! modules citing the AWS General Reference. The SES v2 API's

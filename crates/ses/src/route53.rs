@@ -263,17 +263,29 @@ pub fn change_batch(changes: &[Change], comment: &str) -> serde_json::Value {
     serde_json::json!({ "Comment": comment, "Changes": list })
 }
 
-/// The hosted zone for `domain` among `zones` (name, id, private): the deepest public zone
-/// whose name is the domain or one of its parents.
-pub fn pick_zone<'z>(domain: &str, zones: &'z [(String, String, bool)]) -> Option<&'z (String, String, bool)> {
-    let domain = normalize_name(domain);
-    zones
-        .iter()
-        .filter(|(name, _, private)| {
-            let zone = normalize_name(name);
-            !private && (domain == zone || domain.ends_with(&format!(".{zone}")))
-        })
-        .max_by_key(|(name, _, _)| normalize_name(name).len())
+/// A Route 53 hosted zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostedZone {
+    /// The zone's name, with the trailing dot as Route 53 writes it.
+    pub name: String,
+    /// `/hostedzone/Z...` or the bare id.
+    pub id: String,
+    /// A private zone (answers only inside a VPC): never the one the world sees.
+    pub private: bool,
+}
+
+impl HostedZone {
+    /// Whether the zone holds `domain` (the zone's apex or a name below it).
+    pub fn holds(&self, domain: &str) -> bool {
+        let (domain, zone) = (normalize_name(domain), normalize_name(&self.name));
+        domain == zone || domain.ends_with(&format!(".{zone}"))
+    }
+}
+
+/// The hosted zone for `domain` among `zones`: the deepest public zone whose name is the
+/// domain or one of its parents.
+pub fn pick_zone<'z>(domain: &str, zones: &'z [HostedZone]) -> Option<&'z HostedZone> {
+    zones.iter().filter(|z| !z.private && z.holds(domain)).max_by_key(|z| normalize_name(&z.name).len())
 }
 
 #[cfg(test)]
@@ -373,14 +385,15 @@ mod tests {
 
     #[test]
     fn zones_and_names() {
+        let zone = |name: &str, id: &str, private| HostedZone { name: name.into(), id: id.into(), private };
         let zones = vec![
-            ("example.com.".to_string(), "/hostedzone/A".to_string(), false),
-            ("sub.example.com.".to_string(), "/hostedzone/B".to_string(), false),
-            ("mail.sub.example.com.".to_string(), "/hostedzone/C".to_string(), true),
-            ("other.com.".to_string(), "/hostedzone/D".to_string(), false),
+            zone("example.com.", "/hostedzone/A", false),
+            zone("sub.example.com.", "/hostedzone/B", false),
+            zone("mail.sub.example.com.", "/hostedzone/C", true),
+            zone("other.com.", "/hostedzone/D", false),
         ];
-        assert_eq!(pick_zone("mail.sub.example.com", &zones).unwrap().1, "/hostedzone/B");
-        assert_eq!(pick_zone("Example.COM.", &zones).unwrap().1, "/hostedzone/A");
+        assert_eq!(pick_zone("mail.sub.example.com", &zones).unwrap().id, "/hostedzone/B");
+        assert_eq!(pick_zone("Example.COM.", &zones).unwrap().id, "/hostedzone/A");
         assert!(pick_zone("example.org", &zones).is_none());
         assert_eq!(normalize_name("\\052.Example.com."), "*.example.com");
     }

@@ -15,16 +15,39 @@ use ses_dmarc_reports::unpack::{Content, UnpackLimits, mentions_feedback, too_la
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+/// What became of one input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestOutcome {
+    /// Every report in it was stored.
+    Ingested,
+    /// Every report in it was stored before.
+    Duplicate,
+    /// Nothing in it could be stored.
+    #[default]
+    Failed,
+    /// Some of it was stored, some failed.
+    Partial,
+}
+
+/// One input's outcome, with counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct InputOutcome {
+    /// The input's name (a path, `-`).
     pub path: String,
-    /// `ingested`, `duplicate`, `failed` or `partial`.
-    pub outcome: &'static str,
+    /// What became of it.
+    pub outcome: IngestOutcome,
+    /// Reports stored now.
     pub reports: u64,
+    /// Reports already stored.
     pub duplicates: u64,
+    /// Reports or parts that failed.
     pub failed: u64,
+    /// Records stored now.
     pub records: u64,
+    /// Messages those records count.
     pub messages: u64,
+    /// Why parts failed.
     pub error: Option<String>,
 }
 
@@ -45,12 +68,12 @@ impl InputOutcome {
                 if self.error.is_none() {
                     self.error = Some("no DMARC report found".into());
                 }
-                "failed"
+                IngestOutcome::Failed
             }
-            (0, _) => "failed",
-            (_, 0) if self.reports == 0 => "duplicate",
-            (_, 0) => "ingested",
-            _ => "partial",
+            (0, _) => IngestOutcome::Failed,
+            (_, 0) if self.reports == 0 => IngestOutcome::Duplicate,
+            (_, 0) => IngestOutcome::Ingested,
+            _ => IngestOutcome::Partial,
         };
         self
     }
@@ -317,11 +340,14 @@ pub fn ingest_reader(store: &mut Store, origin: &str, input: impl Read, limits: 
 /// One input of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// Standard input (`-`).
     Stdin,
+    /// A file.
     File(PathBuf),
 }
 
 impl Input {
+    /// The input's name in outcomes and messages.
     pub fn name(&self) -> String {
         match self {
             Input::Stdin => "-".into(),
@@ -473,9 +499,9 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert_eq!(parallel.totals().unwrap(), sequential.totals().unwrap());
-        let outcomes: Vec<&str> = got.iter().map(|o| o.outcome).collect();
-        assert_eq!(outcomes.iter().filter(|o| **o == "duplicate").count(), 2, "{outcomes:?}");
-        assert_eq!(outcomes.iter().filter(|o| **o == "failed").count(), 3, "{outcomes:?}");
+        let outcomes: Vec<IngestOutcome> = got.iter().map(|o| o.outcome).collect();
+        assert_eq!(outcomes.iter().filter(|o| **o == IngestOutcome::Duplicate).count(), 2, "{outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| **o == IngestOutcome::Failed).count(), 3, "{outcomes:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -502,18 +528,18 @@ mod tests {
         };
         for (name, data) in [("big.xml", big.clone().into_bytes()), ("big.xml.gz", gzip(big.as_bytes()))] {
             let o = ingest(name, &data, &limits);
-            assert_eq!((o.outcome, o.reports, o.records), ("ingested", 1, 100_000), "{name}: {o:?}");
+            assert_eq!((o.outcome, o.reports, o.records), (IngestOutcome::Ingested, 1, 100_000), "{name}: {o:?}");
             assert_eq!(o.messages, (1..=100_000u64).sum::<u64>());
         }
         for (name, data) in [("small.xml", small.clone().into_bytes()), ("small.xml.gz", gzip(small.as_bytes()))] {
             let o = ingest(name, &data, &limits);
-            assert_eq!((o.outcome, o.records), ("ingested", 1_000), "{name}: {o:?}");
+            assert_eq!((o.outcome, o.records), (IngestOutcome::Ingested, 1_000), "{name}: {o:?}");
         }
         // A gzip report past --max-size, streamed or not: refused with the reason, nothing stored.
         let tight = UnpackLimits { max_size: 8 * 1024 * 1024, ..UnpackLimits::default() };
         for (name, data) in [("over.xml.gz", gzip(big.as_bytes())), ("zeros.gz", gzip(&vec![0u8; 20 << 20]))] {
             let o = ingest(name, &data, &tight);
-            assert_eq!((o.outcome, o.reports, o.records), ("failed", 0, 0), "{name}: {o:?}");
+            assert_eq!((o.outcome, o.reports, o.records), (IngestOutcome::Failed, 0, 0), "{name}: {o:?}");
             assert!(o.error.as_deref().unwrap().contains("more than 8 MB (the limit)"), "{name}: {o:?}");
         }
         // Cut short: the gzip stream ends early, or the XML itself does.
@@ -525,7 +551,7 @@ mod tests {
         ];
         for (name, data) in truncated {
             let o = ingest(name, &data, &limits);
-            assert_eq!((o.outcome, o.reports, o.records), ("failed", 0, 0), "{name}: {o:?}");
+            assert_eq!((o.outcome, o.reports, o.records), (IngestOutcome::Failed, 0, 0), "{name}: {o:?}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -2,7 +2,7 @@
 
 use ses_dmarc_dns::testing::TestServer;
 
-pub fn start_server() -> TestServer {
+pub(crate) fn start_server() -> TestServer {
     TestServer::start_zone_dir(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zones"), 0)
         .unwrap()
 }

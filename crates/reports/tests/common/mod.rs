@@ -6,8 +6,8 @@ use serde_json::Value;
 use ses_dmarc_reports::AggregateReport;
 use std::path::PathBuf;
 
-pub fn corpus(dir: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/reports").join(dir)
+pub(crate) fn corpus(dir: &str) -> PathBuf {
+    ses_dmarc_testkit::testdata("reports").join(dir)
 }
 
 fn lc(v: &Value) -> String {
@@ -15,7 +15,7 @@ fn lc(v: &Value) -> String {
 }
 
 /// Asserts the values of `report` equal the oracle's (counts, IPs, results).
-pub fn assert_matches_oracle(report: &AggregateReport, o: &Value, name: &str) {
+pub(crate) fn assert_matches_oracle(report: &AggregateReport, o: &Value, name: &str) {
     assert_eq!(report.header.metadata.org_name, o["report_metadata"]["org_name"].as_str().unwrap(), "{name}");
     assert_eq!(report.header.metadata.report_id, o["report_metadata"]["report_id"].as_str().unwrap(), "{name}");
     assert_eq!(report.header.metadata.begin, o["report_metadata"]["date_range"]["begin"].as_i64().unwrap(), "{name}");

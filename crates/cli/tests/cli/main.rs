@@ -1,0 +1,10 @@
+//! The command line's integration tests, one binary (one link step): each module runs the
+//! real `ses-dmarc` binary against servers on loopback.
+
+mod aws;
+mod check;
+mod fake_aws;
+mod plan;
+mod reports;
+mod util;
+mod verify;

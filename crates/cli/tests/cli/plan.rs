@@ -1,0 +1,265 @@
+//! `ses-dmarc plan`: every format, checked by something that reads it for real.
+
+use crate::util::{ok, ses_dmarc, stderr};
+use serde::Deserialize;
+use serde_json::Value;
+use ses_dmarc_dns::testing::{TestServer, with_soa};
+use ses_dmarc_dns::{Outcome, Rdata, RecordType, StubClient};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const TOKENS: [&str; 6] = [
+    "--dkim-token",
+    "abcdefghijklmnopqrstuvwxyz123456",
+    "--dkim-token",
+    "bcdefghijklmnopqrstuvwxyz1234567",
+    "--dkim-token",
+    "cdefghijklmnopqrstuvwxyz12345678",
+];
+
+fn plans() -> Vec<Vec<String>> {
+    let many_rua: Vec<String> =
+        (0..12).flat_map(|i| ["--rua".to_string(), format!("mailto:dmarc-reports-{i}@example.com")]).collect();
+    let base = |extra: &[&str]| {
+        let mut v: Vec<String> = ["plan", "example.com", "--region", "us-east-1", "--mail-from", "mail"]
+            .iter()
+            .chain(TOKENS.iter())
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let mut long = base(&["--policy", "quarantine"]);
+    long.extend(many_rua);
+    vec![
+        base(&["--rua", "mailto:dmarc@example.com"]),
+        base(&["--region", "eu-south-1", "--ruf", "mailto:ruf@example.com"]),
+        long,
+        // No tokens: placeholders must not reach the zone.
+        ["plan", "example.com", "--region", "af-south-1", "--mail-from", "bounce.example.com"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    ]
+}
+
+fn run(args: &[String], format: &str) -> String {
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--format", format]);
+    ok(&a)
+}
+
+fn expected_rdata(record: &Value) -> Rdata {
+    match record["type"].as_str().unwrap() {
+        "MX" => Rdata::Mx {
+            preference: record["preference"].as_u64().unwrap() as u16,
+            exchange: record["exchange"].as_str().unwrap().to_string(),
+        },
+        "CNAME" => Rdata::Name(record["target"].as_str().unwrap().to_string()),
+        "TXT" => Rdata::Txt(vec![]),
+        t => panic!("unexpected type {t}"),
+    }
+}
+
+#[test]
+fn zone_output_loads_into_a_dns_server_and_reads_back() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for args in plans() {
+        let zone = run(&args, "zone");
+        let plan: Value = serde_json::from_str(&run(&args, "json")).unwrap();
+        let server = TestServer::start(&[("example.com.", &with_soa(&zone))])
+            .unwrap_or_else(|e| panic!("the zone output does not load: {e}\n{zone}"));
+        let client = StubClient::new(vec![server.addr()], Duration::from_secs(2), 2).unwrap();
+        let records = plan["records"].as_array().unwrap();
+        assert!(records.len() >= 6);
+        rt.block_on(async {
+            for r in records {
+                let name = r["name"].as_str().unwrap();
+                let rtype = match r["type"].as_str().unwrap() {
+                    "MX" => RecordType::Mx,
+                    "TXT" => RecordType::Txt,
+                    "CNAME" => RecordType::Cname,
+                    t => panic!("{t}"),
+                };
+                if r["placeholder"].as_bool().unwrap() {
+                    assert!(zone.lines().any(|l| l.starts_with("; ") && l.contains(name)), "{name} not commented");
+                    assert!(zone.lines().filter(|l| !l.starts_with(';')).all(|l| !l.contains('<')));
+                    let zone_name = name.split_once("._domainkey").map(|(_, rest)| format!("zzz._domainkey{rest}"));
+                    let none = client.lookup(&zone_name.unwrap(), rtype).await;
+                    assert_eq!(none.outcome, Outcome::NxDomain);
+                    continue;
+                }
+                let answer = client.lookup(name, rtype).await;
+                let got = answer.records();
+                assert_eq!(got.len(), 1, "{name} {rtype:?}: {answer:?}");
+                match rtype {
+                    RecordType::Txt => {
+                        let text = got[0].txt_text().unwrap();
+                        assert_eq!(text, r["text"].as_str().unwrap(), "{name}");
+                        if let Rdata::Txt(strings) = &got[0] {
+                            assert!(strings.iter().all(|s| s.len() <= 255));
+                            assert_eq!(strings.len(), text.len().div_ceil(255).max(1));
+                        }
+                    }
+                    _ => assert_eq!(got[0], expected_rdata(r), "{name}"),
+                }
+            }
+        });
+    }
+}
+
+/// The ChangeBatch shape of the Route 53 API reference, strictly.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ChangeBatch {
+    comment: Option<String>,
+    changes: Vec<Change>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct Change {
+    action: String,
+    resource_record_set: ResourceRecordSet,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ResourceRecordSet {
+    name: String,
+    #[serde(rename = "Type")]
+    rtype: String,
+    #[serde(rename = "TTL")]
+    ttl: i64,
+    resource_records: Vec<ResourceRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ResourceRecord {
+    value: String,
+}
+
+#[test]
+fn route53_output_is_a_change_batch() {
+    for args in plans() {
+        let text = run(&args, "route53");
+        let batch: ChangeBatch = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(batch.comment.unwrap().len() <= 256);
+        assert!(!batch.changes.is_empty());
+        let mut seen = HashSet::new();
+        for c in &batch.changes {
+            assert_eq!(c.action, "UPSERT");
+            let set = &c.resource_record_set;
+            assert!(seen.insert((set.name.clone(), set.rtype.clone())), "two changes for {} {}", set.name, set.rtype);
+            assert!(set.name.ends_with('.') && !set.name.contains('<'), "{}", set.name);
+            assert!(["MX", "TXT", "CNAME"].contains(&set.rtype.as_str()));
+            assert!((0..=2_147_483_647).contains(&set.ttl));
+            assert_eq!(set.resource_records.len(), 1);
+            let value = &set.resource_records[0].value;
+            assert!(value.len() <= 4000);
+            if set.rtype == "TXT" {
+                let strings = value.split("\" \"").collect::<Vec<_>>();
+                assert!(value.starts_with('"') && value.ends_with('"'));
+                assert!(strings.iter().all(|s| s.trim_matches('"').len() <= 255), "{value}");
+                let joined = ses_dmarc_records::txt::parse_presentation(value).unwrap();
+                assert!(joined.starts_with("v=spf1") || joined.starts_with("v=DMARC1"));
+            }
+        }
+    }
+}
+
+/// The same batch validated by botocore against AWS's own Route 53 API model, when a
+/// Python with botocore is available (.ci/run provides one; in CI it is required).
+#[test]
+fn route53_output_passes_botocore_validation() {
+    let python = std::env::var("SES_DMARC_TEST_PYTHON").ok().or_else(|| {
+        let venv = ses_dmarc_testkit::venv_bin("python");
+        venv.exists().then(|| venv.display().to_string())
+    });
+    let Some(python) = python else {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide the venv with botocore (scripts/test makes it)");
+        eprintln!("skipped: no Python with botocore (run .ci/run or set SES_DMARC_TEST_PYTHON)");
+        return;
+    };
+    let script = r#"
+import json, sys, botocore.session, botocore.validate
+model = botocore.session.get_session().get_service_model('route53')
+shape = model.operation_model('ChangeResourceRecordSets').input_shape
+batch = json.load(sys.stdin)
+botocore.validate.validate_parameters({'HostedZoneId': 'Z0000000000000', 'ChangeBatch': batch}, shape)
+print('valid')
+"#;
+    for args in plans() {
+        let text = run(&args, "route53");
+        let mut child = std::process::Command::new(&python)
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "botocore rejects the batch: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn terraform_output_parses_as_hcl() {
+    for args in plans() {
+        let text = run(&args, "terraform");
+        let body: hcl::Body = hcl::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let blocks: Vec<(String, Vec<String>)> = body
+            .blocks()
+            .map(|b| (b.identifier().to_string(), b.labels().iter().map(|l| l.as_str().to_string()).collect()))
+            .collect();
+        let resources = |kind: &str| blocks.iter().filter(|(id, l)| id == "resource" && l[0] == kind).count();
+        let regions = args.iter().filter(|a| *a == "--region").count();
+        assert_eq!(resources("aws_sesv2_email_identity"), regions, "{text}");
+        assert_eq!(resources("aws_sesv2_email_identity_mail_from_attributes"), regions);
+        // MAIL FROM MX and SPF, DMARC, one counted DKIM resource per region.
+        assert_eq!(resources("aws_route53_record"), 3 + regions);
+        assert_eq!(blocks.iter().filter(|(id, _)| id == "provider").count(), regions);
+    }
+}
+
+#[test]
+fn table_names_every_record_and_the_ses_call() {
+    let out = ok(&["plan", "example.com", "--region", "us-east-1", "--mail-from", "mail"]);
+    assert!(out.contains("mail.example.com"));
+    assert!(out.contains("10 feedback-smtp.us-east-1.amazonses.com"));
+    assert!(out.contains("<dkim-token-1>._domainkey.example.com"));
+    assert!(out.contains("(placeholder)"));
+    assert!(out.contains("_dmarc.example.com"));
+    assert!(out.contains("put-email-identity-mail-from-attributes"));
+    assert!(!out.contains('\x1b'), "no colour when not a terminal");
+}
+
+#[test]
+fn bad_input_exits_2_and_says_what_to_type() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["plan", "example", "--region", "us-east-1"], "example.com"),
+        (&["plan", "exa mple.com", "--region", "us-east-1"], "not a domain name"),
+        (&["plan", "example.notatld", "--region", "us-east-1"], "public suffix list"),
+        (&["plan", "co.uk", "--region", "us-east-1"], "public suffix"),
+        (&["plan", "example.com", "--region", "us-east1"], "did you mean us-east-1"),
+        (&["plan", "example.com", "--region", "us-east-1", "--mail-from", "example.com"], "--mail-from mail"),
+        (&["plan", "example.com", "--region", "us-east-1", "--mail-from", "mail.example.org"], "not under example.com"),
+        (&["plan", "example.com", "--region", "us-east-1", "--rua", "dmarc@example.com"], "mailto:dmarc@example.com"),
+        (&["plan", "example.com", "--region", "us-east-1", "--rua", "mailto:nobody"], "mailto:reports@example.com"),
+        (&["plan", "example.com", "--region", "us-east-1", "--dkim-token", "abc"], "three"),
+        (&["plan", "example.com", "--region", "us-east-1", "--apex-spf", "include:x"], "v=spf1"),
+        (&["plan", "example.com"], "--region"),
+        (&["plan", "example.com", "--region", "us-east-1", "--format", "yaml"], "possible values"),
+    ];
+    for (args, hint) in cases {
+        let o = ses_dmarc(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(hint), "{args:?}: expected `{hint}` in: {err}");
+        assert!(!err.contains("panicked"));
+        assert!(o.stdout.is_empty(), "{args:?} printed to stdout");
+    }
+}

@@ -1,0 +1,128 @@
+//! Checking domains: what the user expects of each (from flags, a `--file` line, or the
+//! SES identity), then gather → snapshot → rules, one domain or a million.
+
+use crate::OpsError;
+use futures::{Stream, StreamExt};
+use ses_dmarc_audit::{DomainReport, Expectations, check_domain};
+use ses_dmarc_dns::Resolver;
+
+/// One domain to check, with what to expect of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckJob {
+    /// The domain, validated and normalised.
+    pub domain: String,
+    /// What its records should say.
+    pub expectations: Expectations,
+}
+
+/// A domain as typed on the command line or in a file.
+pub fn domain(text: &str) -> Result<String, OpsError> {
+    Ok(ses_dmarc_ses::plan::parse_domain(text)?.to_string())
+}
+
+/// An SES region code as typed.
+pub fn region(text: &str) -> Result<String, OpsError> {
+    Ok(ses_dmarc_ses::plan::parse_region(text)?.code.to_string())
+}
+
+/// `--region` values, each possibly a comma-separated list.
+pub fn regions(values: &[String]) -> Result<Vec<String>, OpsError> {
+    values.iter().flat_map(|r| r.split(',')).map(region).collect()
+}
+
+/// The keys a `--file` line may carry after its domain.
+const LINE_KEYS: &str = "mail-from=, dkim-token=, selector=, region=";
+
+/// Parses one line of a domain list: `domain [key=value]...`, where the keys override
+/// `base` for that line; `#` starts a comment. `None` for a blank or comment line.
+pub fn parse_line(line: &str, base: &Expectations) -> Result<Option<CheckJob>, OpsError> {
+    let line = line.split('#').next().unwrap_or("").trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let domain = domain(parts.next().unwrap_or_default())?;
+    let mut e = base.clone();
+    let (mut tokens, mut selectors, mut regions) = (Vec::new(), Vec::new(), Vec::new());
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            return Err(OpsError::Input(format!("`{p}` is not key=value ({LINE_KEYS})")));
+        };
+        match k {
+            "mail-from" => e.mail_from = Some(v.to_string()),
+            "dkim-token" => tokens.push(v.to_string()),
+            "selector" => selectors.push(v.to_string()),
+            "region" => regions.push(region(v)?),
+            _ => return Err(OpsError::Input(format!("unknown key `{k}` ({LINE_KEYS})"))),
+        }
+    }
+    if !tokens.is_empty() {
+        e.dkim_tokens = tokens;
+    }
+    if !selectors.is_empty() {
+        e.selectors = selectors;
+    }
+    if !regions.is_empty() {
+        e.regions = regions;
+    }
+    Ok(Some(CheckJob { domain, expectations: e }))
+}
+
+/// `--from-ses` for `check`: the MAIL FROM name (unless one is given) and the DKIM tokens
+/// (`REGION:TOKEN`) from the SES identity in each of `base.regions`.
+pub async fn expectations_from_ses(
+    domain: &str,
+    base: &Expectations,
+    endpoint_url: Option<&str>,
+) -> Result<Expectations, OpsError> {
+    if base.regions.is_empty() || !base.dkim_tokens.is_empty() {
+        return Err(OpsError::Input("--from-ses needs --region, and no --dkim-token".into()));
+    }
+    let mut e = base.clone();
+    let mut mail_from = None;
+    for (region, answer) in crate::ses_status::identity_statuses(domain, &base.regions, endpoint_url).await {
+        let status = answer?;
+        if !status.exists {
+            return Err(crate::ses_status::not_an_identity(domain, &region));
+        }
+        if mail_from.is_none() {
+            mail_from = status.mail_from.as_ref().map(|m| m.domain.clone());
+        }
+        for t in &status.dkim.tokens {
+            if !e.dkim_tokens.iter().any(|x| x.ends_with(&format!(":{t}"))) {
+                e.dkim_tokens.push(format!("{region}:{t}"));
+            }
+        }
+    }
+    e.mail_from = e.mail_from.or(mail_from);
+    Ok(e)
+}
+
+/// Checks every job, `in_flight` domains at a time; reports come out as they finish.
+pub fn check_all<'r, R: Resolver>(
+    resolver: &'r R,
+    jobs: impl Iterator<Item = CheckJob> + 'r,
+    in_flight: usize,
+) -> impl Stream<Item = DomainReport> + 'r {
+    futures::stream::iter(jobs)
+        .map(move |job| async move { check_domain(resolver, &job.domain, job.expectations).await })
+        .buffer_unordered(in_flight.clamp(1, 4096))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        let base = Expectations { regions: vec!["us-east-1".into()], ..Default::default() };
+        assert_eq!(parse_line("  # comment", &base).unwrap(), None);
+        let job = parse_line("Example.COM mail-from=m dkim-token=a region=eu-west-1 # note", &base).unwrap().unwrap();
+        assert_eq!(job.domain, "example.com");
+        assert_eq!(job.expectations.mail_from.as_deref(), Some("m"));
+        assert_eq!(job.expectations.regions, ["eu-west-1"]);
+        assert!(parse_line("example.com colour=blue", &base).unwrap_err().to_string().contains("unknown key"));
+        assert!(parse_line("example.com region=us-east1", &base).unwrap_err().to_string().contains("us-east-1"));
+        assert!(parse_line("localhost", &base).is_err());
+    }
+}

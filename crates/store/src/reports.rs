@@ -1,0 +1,392 @@
+//! Aggregate and failure reports: storing (one transaction per report, records in
+//! multi-row INSERTs) and reading back for summaries.
+
+use crate::sql::{Connection, Param, Row};
+use crate::{Store, StoreError, unix_now};
+use ses_dmarc_reports::aggregate::{DkimAuth, PolicyPublished, ReportHeader, ReportRecord, SpfAuth};
+use ses_dmarc_reports::failure::FailureReport;
+use std::net::IpAddr;
+
+const INSERT_REPORT: &str =
+    "INSERT INTO reports (org_name, report_id, domain, begin_ts, end_ts, email, schema, policy, origin, ingested_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (org_name, report_id, domain, begin_ts, end_ts) DO NOTHING RETURNING id";
+const INSERT_FAILURE: &str =
+    "INSERT INTO failures (domain, arrival_ts, source_ip, feedback_type, auth_failure, report, origin, ingested_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const SELECT_RECORDS: &str = "SELECT r.org_name, r.report_id, r.begin_ts, r.end_ts, r.schema, r.policy,
+        c.source_ip, c.count, c.header_from, c.envelope_from, c.disposition, c.evaluated_dkim, c.evaluated_spf, c.dkim, c.spf
+     FROM reports r JOIN records c ON c.report = r.id
+     WHERE r.domain = $1 AND r.end_ts > $2 ORDER BY r.begin_ts";
+const SELECT_FAILURES: &str = "SELECT report FROM failures
+     WHERE domain = $1 AND COALESCE(arrival_ts, ingested_at) > $2 ORDER BY COALESCE(arrival_ts, ingested_at)";
+const SELECT_SOURCE_IPS: &str = "SELECT DISTINCT c.source_ip FROM reports r JOIN records c ON c.report = r.id
+     WHERE r.domain = $1 AND r.end_ts > $2";
+const SELECT_REPORTS: &str =
+    "SELECT org_name, report_id, begin_ts, end_ts FROM reports WHERE domain = $1 AND end_ts > $2";
+
+/// Rows per multi-row INSERT (one statement, or one PostgreSQL round trip, each).
+const BATCH: usize = 64;
+
+const RECORD_COLUMNS: usize = 10;
+
+static BATCH_INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| multi_row_insert(BATCH));
+
+fn multi_row_insert(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO records (report, source_ip, count, header_from, envelope_from, disposition, evaluated_dkim, evaluated_spf, dkim, spf) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..RECORD_COLUMNS {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", i * RECORD_COLUMNS + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// What storing one report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored now, with its records and messages.
+    New {
+        /// Records stored.
+        records: u64,
+        /// Messages those records count.
+        messages: u64,
+    },
+    /// Already in the database; nothing written.
+    Duplicate,
+}
+
+/// One stored record with the report facts summaries need.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    /// The report's header (organization, id, period, schema, published policy).
+    pub header: ReportHeader,
+    /// The record.
+    pub record: ReportRecord,
+}
+
+/// Everything stored, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Aggregate reports.
+    pub reports: u64,
+    /// Their records.
+    pub records: u64,
+    /// The messages those records count.
+    pub messages: u64,
+}
+
+/// The report being stored: its row id, counts, and records not yet inserted.
+pub(crate) struct OpenReport {
+    id: i64,
+    records: u64,
+    messages: u64,
+    pending: Vec<RecordRow>,
+}
+
+/// A record turned into its database row (encoding included), so that the work can be
+/// done on the thread that parses, not on the one that stores.
+pub struct PreparedRecord(RecordRow);
+
+impl PreparedRecord {
+    /// Encodes the record as its row.
+    pub fn new(r: ReportRecord) -> Self {
+        PreparedRecord(RecordRow::new(0, r))
+    }
+}
+
+/// One `records` row, owned, in column order.
+pub(crate) struct RecordRow {
+    report: i64,
+    source_ip: String,
+    count: i64,
+    header_from: String,
+    envelope_from: Option<String>,
+    disposition: Option<String>,
+    evaluated_dkim: Option<String>,
+    evaluated_spf: Option<String>,
+    dkim: String,
+    spf: String,
+}
+
+impl RecordRow {
+    fn new(report: i64, r: ReportRecord) -> Self {
+        RecordRow {
+            report,
+            source_ip: match r.source_ip {
+                // The parser takes only the canonical dotted quad (no leading zeros).
+                Some(IpAddr::V4(_)) | None => r.source_ip_text,
+                Some(ip @ IpAddr::V6(_)) => ip.to_string(),
+            },
+            count: r.count.min(i64::MAX as u64) as i64,
+            dkim: serde_json::to_string(&r.dkim).unwrap_or_default(),
+            spf: serde_json::to_string(&r.spf).unwrap_or_default(),
+            header_from: r.header_from,
+            envelope_from: r.envelope_from,
+            disposition: r.disposition,
+            evaluated_dkim: r.evaluated_dkim,
+            evaluated_spf: r.evaluated_spf,
+        }
+    }
+
+    fn push_params<'a>(&'a self, out: &mut Vec<Param<'a>>) {
+        out.extend([
+            Param::I64(self.report),
+            Param::Text(&self.source_ip),
+            Param::I64(self.count),
+            Param::Text(&self.header_from),
+            Param::OptText(self.envelope_from.as_deref()),
+            Param::OptText(self.disposition.as_deref()),
+            Param::OptText(self.evaluated_dkim.as_deref()),
+            Param::OptText(self.evaluated_spf.as_deref()),
+            Param::Text(&self.dkim),
+            Param::Text(&self.spf),
+        ]);
+    }
+}
+
+/// Inserts rows, 64 per statement.
+fn insert_rows(conn: &mut dyn Connection, rows: &[RecordRow]) -> Result<(), StoreError> {
+    let mut params = Vec::with_capacity(BATCH * RECORD_COLUMNS);
+    for chunk in rows.chunks(BATCH) {
+        params.clear();
+        for row in chunk {
+            row.push_params(&mut params);
+        }
+        if chunk.len() == BATCH {
+            conn.execute(&BATCH_INSERT, &params)?;
+        } else {
+            conn.execute(&multi_row_insert(chunk.len()), &params)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_record(row: &dyn Row) -> Result<StoredRecord, StoreError> {
+    let mut header = ReportHeader::default();
+    header.metadata.org_name = row.text(0)?;
+    header.metadata.report_id = row.text(1)?;
+    header.metadata.begin = row.i64(2)?;
+    header.metadata.end = row.i64(3)?;
+    header.schema = if row.text(4)? == "rfc9990" { "rfc9990" } else { "rfc7489" };
+    header.policy = serde_json::from_str::<PolicyPublished>(&row.text(5)?).unwrap_or_default();
+    let ip = row.text(6)?;
+    Ok(StoredRecord {
+        header,
+        record: ReportRecord {
+            source_ip: ip.parse().ok(),
+            source_ip_text: ip,
+            count: row.i64(7)?.max(0) as u64,
+            header_from: row.text(8)?,
+            envelope_from: row.opt_text(9)?,
+            disposition: row.opt_text(10)?,
+            evaluated_dkim: row.opt_text(11)?,
+            evaluated_spf: row.opt_text(12)?,
+            dkim: serde_json::from_str::<Vec<DkimAuth>>(&row.text(13)?).unwrap_or_default(),
+            spf: serde_json::from_str::<Vec<SpfAuth>>(&row.text(14)?).unwrap_or_default(),
+            reasons: vec![],
+            envelope_to: None,
+        },
+    })
+}
+
+impl Store {
+    /// Starts storing one report: one transaction, the report row first. `false` when the
+    /// report is already stored (then nothing is written and no report is open).
+    pub fn begin_report(&mut self, header: &ReportHeader, origin: &str) -> Result<bool, StoreError> {
+        if self.open.is_some() {
+            self.abandon_report();
+        }
+        let m = &header.metadata;
+        let policy = serde_json::to_string(&header.policy).unwrap_or_default();
+        crate::sql::begin_write(self.conn.as_mut())?;
+        let inserted = self.conn.query_opt(
+            INSERT_REPORT,
+            &[
+                (&m.org_name).into(),
+                (&m.report_id).into(),
+                (&header.policy.domain).into(),
+                m.begin.into(),
+                m.end.into(),
+                (&m.email).into(),
+                header.schema.into(),
+                policy.as_str().into(),
+                origin.into(),
+                unix_now().into(),
+            ],
+            |r| r.i64(0),
+        );
+        match inserted {
+            Ok(Some(id)) => {
+                self.open = Some(OpenReport { id, records: 0, messages: 0, pending: Vec::with_capacity(BATCH) });
+                Ok(true)
+            }
+            Ok(None) => {
+                self.rollback();
+                Ok(false)
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds a record to the report opened by [`Store::begin_report`].
+    pub fn add_record(&mut self, r: ReportRecord) -> Result<(), StoreError> {
+        self.add_prepared(PreparedRecord::new(r))
+    }
+
+    /// Adds a record already turned into its row (see [`PreparedRecord`]).
+    pub fn add_prepared(&mut self, record: PreparedRecord) -> Result<(), StoreError> {
+        let Some(open) = self.open.as_mut() else { return Err(StoreError::NoOpenReport) };
+        let mut row = record.0;
+        row.report = open.id;
+        open.records += 1;
+        open.messages += row.count as u64;
+        open.pending.push(row);
+        if open.pending.len() >= BATCH {
+            let result = insert_rows(self.conn.as_mut(), &open.pending);
+            open.pending.clear();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open report; returns its (records, messages).
+    pub fn commit_report(&mut self) -> Result<(u64, u64), StoreError> {
+        let Some(open) = self.open.take() else { return Err(StoreError::NoOpenReport) };
+        let result = insert_rows(self.conn.as_mut(), &open.pending).and_then(|()| self.conn.batch("COMMIT"));
+        match result {
+            Ok(()) => Ok((open.records, open.messages)),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops the open report: nothing of it is stored.
+    pub fn abandon_report(&mut self) {
+        if self.open.take().is_some() {
+            self.rollback();
+        }
+    }
+
+    /// Stores one whole report (see [`Store::begin_report`]).
+    pub fn store_aggregate(
+        &mut self,
+        header: &ReportHeader,
+        origin: &str,
+        records: impl IntoIterator<Item = ReportRecord>,
+    ) -> Result<Stored, StoreError> {
+        if !self.begin_report(header, origin)? {
+            return Ok(Stored::Duplicate);
+        }
+        for r in records {
+            if let Err(e) = self.add_record(r) {
+                self.abandon_report();
+                return Err(e);
+            }
+        }
+        let (records, messages) = self.commit_report()?;
+        Ok(Stored::New { records, messages })
+    }
+
+    /// Stores one failure report.
+    pub fn store_failure(&mut self, report: &FailureReport, origin: &str) -> Result<(), StoreError> {
+        let json = serde_json::to_string(report).unwrap_or_default();
+        let domain = report.reported_domain.first().map(String::as_str);
+        self.write(|conn| {
+            conn.execute(
+                INSERT_FAILURE,
+                &[
+                    domain.into(),
+                    report.arrival_date.into(),
+                    (&report.source_ip).into(),
+                    (&report.feedback_type).into(),
+                    (&report.auth_failure).into(),
+                    json.as_str().into(),
+                    origin.into(),
+                    unix_now().into(),
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Every record of reports for `domain` whose period ends after `since`.
+    pub fn records_for(
+        &mut self,
+        domain: &str,
+        since: i64,
+        each: &mut dyn FnMut(StoredRecord),
+    ) -> Result<(), StoreError> {
+        self.conn.query(SELECT_RECORDS, &[domain.into(), since.into()], &mut |row| {
+            each(read_record(row)?);
+            Ok(())
+        })
+    }
+
+    /// Report headers (one per stored report) for `domain` since `since`.
+    pub fn reports_for(&mut self, domain: &str, since: i64) -> Result<Vec<ReportHeader>, StoreError> {
+        self.conn.query_all(SELECT_REPORTS, &[domain.into(), since.into()], |r| {
+            let mut h = ReportHeader::default();
+            h.metadata.org_name = r.text(0)?;
+            h.metadata.report_id = r.text(1)?;
+            h.metadata.begin = r.i64(2)?;
+            h.metadata.end = r.i64(3)?;
+            Ok(h)
+        })
+    }
+
+    /// Failure reports about `domain` that arrived after `since` (oldest first).
+    pub fn failures_for(&mut self, domain: &str, since: i64) -> Result<Vec<FailureReport>, StoreError> {
+        let texts = self.conn.query_all(SELECT_FAILURES, &[domain.into(), since.into()], |r| r.text(0))?;
+        Ok(texts.iter().filter_map(|t| serde_json::from_str(t).ok()).collect())
+    }
+
+    /// The distinct source IPs (as stored) in `domain`'s reports since `since`.
+    pub fn source_ips(&mut self, domain: &str, since: i64) -> Result<Vec<String>, StoreError> {
+        self.conn.query_all(SELECT_SOURCE_IPS, &[domain.into(), since.into()], |r| r.text(0))
+    }
+
+    /// Reports, records and messages stored in all.
+    pub fn totals(&mut self) -> Result<Totals, StoreError> {
+        let reports = self.conn.query_i64("SELECT COUNT(*) FROM reports", &[])?;
+        let (records, messages) = self
+            .conn
+            .query_opt("SELECT COUNT(*), CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM records", &[], |r| {
+                Ok((r.i64(0)?, r.i64(1)?))
+            })?
+            .unwrap_or((0, 0));
+        Ok(Totals { reports: reports as u64, records: records as u64, messages: messages as u64 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ips_are_stored_in_canonical_form() {
+        let row = |text: &str| {
+            let r = ReportRecord { source_ip: text.parse().ok(), source_ip_text: text.into(), ..Default::default() };
+            RecordRow::new(0, r).source_ip
+        };
+        assert_eq!(row("192.0.2.1"), "192.0.2.1");
+        assert_eq!(row("2001:DB8:0:0::1"), "2001:db8::1");
+        assert_eq!(row("192.000.2.1"), "192.000.2.1", "not an address: kept as written");
+        assert!("192.000.2.1".parse::<IpAddr>().is_err(), "leading zeros are refused, so a parsed IPv4 is canonical");
+    }
+}
