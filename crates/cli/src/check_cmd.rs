@@ -8,7 +8,9 @@ use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use ses_dmarc_audit::rules::Passed;
 use ses_dmarc_audit::{DomainReport, Expectations, FindingSeverity, RecordGroup};
+use ses_dmarc_dns::RecordType;
 use ses_dmarc_ops::check::{self, CheckJob};
+use ses_dmarc_ops::dns::ConfiguredResolver;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -75,6 +77,7 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         dkim_tokens: args.dkim_tokens.clone(),
         selectors: args.selectors.clone(),
     };
+    check::validate_tokens(&base)?;
     if args.from_ses && args.file.is_some() {
         bail!("--from-ses needs domains on the command line (not --file)");
     }
@@ -129,27 +132,56 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     });
     let style = Style::for_stdout();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let (mut errors, mut unknown) = (false, false);
+    let (mut errors, mut unknown, mut checked) = (false, false, 0usize);
+    for note in resolver.notes() {
+        style::warning(&mut std::io::stderr(), note);
+    }
     let mut reports = std::pin::pin!(check::check_all(&resolver, all_jobs, args.concurrency));
+    // Several domains as JSON are one document: an array.
+    let array = bulk && args.format == CheckFormat::Json;
     let write_result: std::io::Result<()> = async {
+        if array {
+            out.write_all(b"[")?;
+        }
         while let Some(report) = reports.next().await {
             errors |= report.has_errors();
             unknown |= report.has_unknown();
+            let from_zone = zone_answers(&resolver, &report);
             match args.format {
-                CheckFormat::Human => out.write_all(human(&report, style).as_bytes())?,
+                CheckFormat::Human => {
+                    out.write_all(human(&report, style).as_bytes())?;
+                    if !from_zone.is_empty() {
+                        let files: Vec<String> = args.dns.zones.iter().map(|p| p.display().to_string()).collect();
+                        writeln!(
+                            out,
+                            "  {}\n",
+                            style.dim(&format!("from {}: {}", files.join(", "), from_zone.join(", ")))
+                        )?;
+                    }
+                }
                 CheckFormat::Json => {
-                    serde_json::to_writer_pretty(&mut out, &report)?;
-                    out.write_all(b"\n")?;
+                    if array {
+                        out.write_all(if checked == 0 { b"\n" } else { b",\n" })?;
+                    }
+                    write_json(&mut out, &report, &from_zone, true)?;
+                    if !array {
+                        out.write_all(b"\n")?;
+                    }
                 }
                 CheckFormat::Jsonl => {
-                    serde_json::to_writer(&mut out, &report)?;
+                    write_json(&mut out, &report, &from_zone, false)?;
                     out.write_all(b"\n")?;
                 }
             }
+            checked += 1;
             out.flush()?;
             if let Some(pb) = &progress {
                 pb.inc(1);
             }
+        }
+        if array {
+            out.write_all(if checked == 0 { b"]\n" } else { b"\n]\n" })?;
+            out.flush()?;
         }
         Ok(())
     }
@@ -161,6 +193,10 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(Exit::Success),
         other => other.context("writing the results")?,
     }
+    if checked == 0 && bad_input.get() == 0 {
+        let source = if file_name == "-" { "standard input" } else { file_name.as_str() };
+        bail!("{source} holds no domain: one per line (`example.com`, optionally `mail-from=...`), `#` for comments");
+    }
     Ok(if bad_input.get() > 0 {
         Exit::Usage
     } else if errors {
@@ -170,6 +206,42 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// The snapshot's questions that a `--zone` file answered (`name TYPE`).
+fn zone_answers(resolver: &ConfiguredResolver, report: &DomainReport) -> Vec<String> {
+    if !resolver.has_zone_files() {
+        return vec![];
+    }
+    report
+        .snapshot
+        .answers
+        .keys()
+        .filter(|key| {
+            key.rsplit_once(' ')
+                .and_then(|(name, t)| Some((name, RecordType::parse(t)?)))
+                .is_some_and(|(name, t)| resolver.from_zone_file(name, t))
+        })
+        .cloned()
+        .collect()
+}
+
+/// One report as JSON; with zone files, `from_zone_file` lists what they answered.
+fn write_json(out: &mut impl Write, report: &DomainReport, from_zone: &[String], pretty: bool) -> std::io::Result<()> {
+    fn write(out: &mut impl Write, value: &impl serde::Serialize, pretty: bool) -> std::io::Result<()> {
+        if pretty {
+            serde_json::to_writer_pretty(out, value)?
+        } else {
+            serde_json::to_writer(out, value)?
+        }
+        Ok(())
+    }
+    if from_zone.is_empty() {
+        return write(out, report, pretty);
+    }
+    let mut value = serde_json::to_value(report)?;
+    value["from_zone_file"] = serde_json::json!(from_zone);
+    write(out, &value, pretty)
 }
 
 fn mark(s: Style, severity: FindingSeverity) -> String {

@@ -2,7 +2,7 @@
 
 use crate::Exit;
 use crate::dns_args::DnsArgs;
-use crate::style::{self, OutFormat, Style};
+use crate::style::{self, OutFormat, Style, count};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ses_dmarc_ops::dns::ConfiguredResolver;
@@ -10,7 +10,7 @@ use ses_dmarc_records::DomainName;
 use ses_dmarc_reports::rollout::Criteria;
 use ses_dmarc_reports::summary::Summary;
 use ses_dmarc_reports::unpack::UnpackLimits;
-use ses_dmarc_store::ingest::{IngestOutcome, Input, InputOutcome, files_under, ingest_inputs};
+use ses_dmarc_store::ingest::{IngestOutcome, InputOutcome, ingest_inputs, walk};
 use ses_dmarc_store::{Database, Location, OpenMode};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -119,45 +119,55 @@ pub(crate) async fn run(cmd: ReportsCommand) -> anyhow::Result<Exit> {
 }
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<Exit> {
-    let db = args.db.open(OpenMode::Create).await?;
-    let limits = UnpackLimits { max_size: args.max_size.max(1) * 1024 * 1024, ..UnpackLimits::default() };
-    let mut files = Vec::new();
-    let mut outcomes: Vec<InputOutcome> = Vec::new();
-    for input in &args.inputs {
-        if input.as_os_str() == "-" {
-            files.push(Input::Stdin);
-            continue;
-        }
-        match files_under(input) {
-            Ok(list) => files.extend(list.into_iter().map(Input::File)),
-            Err(e) => outcomes.push(InputOutcome::unreadable(&input.display().to_string(), &e)),
-        }
+    if !(1..=MAX_SIZE_MB).contains(&args.max_size) {
+        bail!("--max-size is in MB, from 1 to {MAX_SIZE_MB}, not {}", args.max_size);
     }
-    let progress = (std::io::stderr().is_terminal() && files.len() > 1).then(|| {
-        let pb = indicatif::ProgressBar::new(files.len() as u64);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} inputs {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4);
-    let stored = db
-        .run(move |store| {
-            let mut stored = Vec::new();
-            ingest_inputs(store, &files, &limits, workers, &mut |outcome| {
-                if let Some(pb) = &progress {
-                    pb.inc(1);
+    let limits = UnpackLimits { max_size: args.max_size * 1024 * 1024, ..UnpackLimits::default() };
+    let mut outcomes: Vec<InputOutcome> = Vec::new();
+    // Nothing to read: say so, and create no database.
+    let readable = args.inputs.iter().any(|p| p.as_os_str() == "-" || p.exists());
+    if readable {
+        let db = args.db.open(OpenMode::Create).await?;
+        let progress = std::io::stderr().is_terminal().then(|| {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos} inputs ({per_sec}) {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            pb
+        });
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4);
+        let inputs = walk(&args.inputs);
+        let stored = db
+            .run(move |store| {
+                let mut stored = Vec::new();
+                ingest_inputs(store, inputs, &limits, workers, &mut |outcome| {
+                    if let Some(pb) = &progress {
+                        pb.inc(1);
+                    }
+                    stored.push(outcome);
+                });
+                if let Some(pb) = progress {
+                    pb.finish_and_clear();
                 }
-                stored.push(outcome);
-            });
-            if let Some(pb) = progress {
-                pb.finish_and_clear();
-            }
-            Ok(stored)
-        })
-        .await?;
-    outcomes.extend(stored);
+                Ok(stored)
+            })
+            .await?;
+        outcomes.extend(stored);
+        print_ingest(&args, Some(db.name()), &outcomes)
+    } else {
+        for p in &args.inputs {
+            let e = std::io::Error::from(std::io::ErrorKind::NotFound);
+            outcomes.push(InputOutcome::unreadable(&p.display().to_string(), &e));
+        }
+        print_ingest(&args, None, &outcomes)
+    }
+}
+
+/// The largest `--max-size`, in MB (64 GB).
+const MAX_SIZE_MB: u64 = 65_536;
+
+fn print_ingest(args: &IngestArgs, database: Option<&str>, outcomes: &[InputOutcome]) -> anyhow::Result<Exit> {
     let total = |f: fn(&InputOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
     let totals = serde_json::json!({
         "reports": total(|o| o.reports),
@@ -172,39 +182,46 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<Exit> {
             out,
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"database": db.name(), "inputs": outcomes, "totals": totals})
+                &serde_json::json!({"database": database, "inputs": outcomes, "totals": totals})
             )?
         )?,
         OutFormat::Human => {
             let s = Style::for_stdout();
-            for o in &outcomes {
+            for o in outcomes {
                 let mark = match o.outcome {
                     IngestOutcome::Ingested => s.green("ingested "),
                     IngestOutcome::Duplicate => s.dim("duplicate"),
                     IngestOutcome::Partial => s.yellow("partial  "),
                     IngestOutcome::Failed => s.red("failed   "),
+                    IngestOutcome::Skipped => s.dim("skipped  "),
                 };
                 write!(
                     out,
-                    "{mark} {}: {} report(s), {} record(s), {} message(s)",
-                    o.path, o.reports, o.records, o.messages
+                    "{mark} {}: {}, {}, {}",
+                    style::escape(&o.path),
+                    count(o.reports, "report"),
+                    count(o.records, "record"),
+                    count(o.messages, "message")
                 )?;
                 if o.duplicates > 0 {
                     write!(out, ", {} already stored", o.duplicates)?;
                 }
                 writeln!(out)?;
                 if let Some(e) = &o.error {
-                    writeln!(out, "          {}", s.dim(e))?;
+                    writeln!(out, "          {}", s.dim(&style::escape(e)))?;
                 }
             }
-            writeln!(
-                out,
-                "Stored in {}: {} new report(s), {} duplicate(s), {} failed.",
-                db.name(),
-                totals["reports"],
-                totals["duplicates"],
-                totals["failed"]
-            )?;
+            let n = |k: &str| totals[k].as_u64().unwrap_or(0);
+            match database {
+                Some(db) => writeln!(
+                    out,
+                    "Stored in {db}: {} new, {} already stored, {} failed.",
+                    count(n("reports"), "report"),
+                    n("duplicates"),
+                    n("failed")
+                )?,
+                None => writeln!(out, "Nothing stored: no input could be read (no database was created).")?,
+            }
         }
     }
     let trouble = outcomes.iter().any(|o| matches!(o.outcome, IngestOutcome::Failed | IngestOutcome::Partial));
@@ -330,7 +347,10 @@ pub(crate) async fn rollout(args: RolloutArgs) -> anyhow::Result<Exit> {
             if r.ready {
                 writeln!(out, "  {} publish: {}", s.green("ready:"), r.next_record.as_deref().unwrap_or_default())?;
             } else if r.next_record.is_none() && r.blockers.is_empty() {
-                writeln!(out, "  p=reject is in force: nothing left to tighten")?;
+                writeln!(
+                    out,
+                    "  p=reject is in force: nothing left to tighten; keep the reports coming and watch for new sources (`ses-dmarc reports summary {domain}`)"
+                )?;
             } else {
                 writeln!(
                     out,

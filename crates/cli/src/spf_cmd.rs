@@ -97,6 +97,7 @@ fn node_lines(n: &SpfNode, depth: usize, s: Style, tree: &SpfTree, out: &mut Str
         RecordState::Failed { failure } => s.yellow(&format!("lookup failed: {failure}")),
         RecordState::Pending => s.yellow("not fetched"),
         RecordState::Cut { reason } => s.yellow(&format!("not followed: {reason}")),
+        RecordState::Repeated => s.dim(&format!("the record shown above ({} lookups again)", n.branch_lookups)),
     };
     out.push_str(&format!("{pad}{}: {state}\n", s.bold(&n.domain)));
     for t in &n.terms {

@@ -55,6 +55,24 @@ pub(crate) fn warning(out: &mut impl Write, message: &str) {
     let _ = writeln!(out, "{} {message}", s.yellow(&s.bold("warning:")));
 }
 
+/// `1 report`, `2 reports`: a count with its noun.
+pub(crate) fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// Text from outside (DNS, reports, files, mail) made safe for a terminal: control
+/// characters (ESC, BEL, NUL, ...) are shown as `\u{..}` escapes instead of acting.
+pub(crate) fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| if c.is_control() && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
+            .collect(),
+    )
+}
+
 /// `--format` of the commands that print either text for people or one JSON document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum OutFormat {

@@ -13,7 +13,9 @@ mod memory;
 pub mod testing;
 
 pub use client::{ClientError, StubClient, parse_nameserver, system_nameservers};
-pub use memory::{MemoryResolver, NoFallback, ZoneError};
+pub use memory::{
+    DEFAULT_ZONE_TTL, MAX_ZONE_BYTES, MAX_ZONE_RECORDS, MemoryResolver, NoFallback, ZoneError, ZoneLoaded,
+};
 
 /// Anything that answers DNS questions: the live client, zone files in memory, a recorded
 /// snapshot.
@@ -78,6 +80,11 @@ impl<R> Limited<R> {
     pub fn new(inner: R, in_flight: usize) -> Self {
         Limited { inner, permits: std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight.max(1))) }
     }
+
+    /// The resolver behind the limit.
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
 }
 
 impl<R: Resolver> Resolver for Limited<R> {
@@ -120,6 +127,22 @@ pub enum RecordType {
 }
 
 impl RecordType {
+    /// Every type, for parsing.
+    pub const ALL: [RecordType; 7] = [
+        RecordType::A,
+        RecordType::Aaaa,
+        RecordType::Cname,
+        RecordType::Mx,
+        RecordType::Txt,
+        RecordType::Ptr,
+        RecordType::Ns,
+    ];
+
+    /// The type named `text` (`MX`, `TXT`, ...), upper case as DNS writes it.
+    pub fn parse(text: &str) -> Option<RecordType> {
+        RecordType::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RecordType::A => "A",

@@ -30,6 +30,24 @@ pub fn regions(values: &[String]) -> Result<Vec<String>, OpsError> {
     values.iter().flat_map(|r| r.split(',')).map(region).collect()
 }
 
+/// Refuses Easy DKIM tokens that cannot be right: SES gives three per region, so one or
+/// two for a region would judge a DKIM setup that SES never made.
+pub fn validate_tokens(e: &Expectations) -> Result<(), OpsError> {
+    let mut per_region: std::collections::BTreeMap<Option<String>, usize> = Default::default();
+    for (region, _) in e.tokens() {
+        *per_region.entry(region).or_default() += 1;
+    }
+    for (region, count) in per_region {
+        if count != 3 {
+            return Err(OpsError::Plan(ses_dmarc_ses::PlanError::DkimTokenCount {
+                region: region.unwrap_or_else(|| "the first --region".into()),
+                count,
+            }));
+        }
+    }
+    Ok(())
+}
+
 /// The keys a `--file` line may carry after its domain.
 const LINE_KEYS: &str = "mail-from=, dkim-token=, selector=, region=";
 
@@ -65,6 +83,7 @@ pub fn parse_line(line: &str, base: &Expectations) -> Result<Option<CheckJob>, O
     if !regions.is_empty() {
         e.regions = regions;
     }
+    validate_tokens(&e)?;
     Ok(Some(CheckJob { domain, expectations: e }))
 }
 
@@ -117,12 +136,19 @@ mod tests {
     fn lines() {
         let base = Expectations { regions: vec!["us-east-1".into()], ..Default::default() };
         assert_eq!(parse_line("  # comment", &base).unwrap(), None);
-        let job = parse_line("Example.COM mail-from=m dkim-token=a region=eu-west-1 # note", &base).unwrap().unwrap();
+        let job =
+            parse_line("Example.COM mail-from=m dkim-token=a dkim-token=b dkim-token=c region=eu-west-1 # note", &base)
+                .unwrap()
+                .unwrap();
         assert_eq!(job.domain, "example.com");
         assert_eq!(job.expectations.mail_from.as_deref(), Some("m"));
         assert_eq!(job.expectations.regions, ["eu-west-1"]);
         assert!(parse_line("example.com colour=blue", &base).unwrap_err().to_string().contains("unknown key"));
         assert!(parse_line("example.com region=us-east1", &base).unwrap_err().to_string().contains("us-east-1"));
         assert!(parse_line("localhost", &base).is_err());
+        let two = parse_line("example.com dkim-token=a dkim-token=b", &base).unwrap_err().to_string();
+        assert!(two.contains("three Easy DKIM tokens per identity, 2 given"), "{two}");
+        let three = "example.com dkim-token=a dkim-token=b dkim-token=c dkim-token=eu-west-1:d";
+        assert!(parse_line(three, &base).unwrap_err().to_string().contains("eu-west-1"));
     }
 }

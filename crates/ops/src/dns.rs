@@ -25,22 +25,49 @@ impl Default for DnsOptions {
     }
 }
 
-/// Zone files first, then the live client; or zone files alone when no nameserver can be
-/// found.
+/// Zone files first (for the names and types they hold), then the live client; or zone
+/// files alone when no nameserver can be found.
 #[derive(Debug)]
-pub enum ConfiguredResolver {
-    /// Zone files in front of the nameservers.
+pub struct ConfiguredResolver {
+    inner: Inner,
+    notes: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Inner {
     Live(Limited<MemoryResolver<StubClient>>),
-    /// Zone files only (no nameserver configured anywhere).
     ZonesOnly(Limited<MemoryResolver<NoFallback>>),
 }
 
 impl Resolver for ConfiguredResolver {
     async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
-        match self {
-            ConfiguredResolver::Live(r) => r.lookup(name, rtype).await,
-            ConfiguredResolver::ZonesOnly(r) => r.lookup(name, rtype).await,
+        match &self.inner {
+            Inner::Live(r) => r.lookup(name, rtype).await,
+            Inner::ZonesOnly(r) => r.lookup(name, rtype).await,
         }
+    }
+}
+
+impl ConfiguredResolver {
+    /// Whether the answer to this question comes from a `--zone` file.
+    pub fn from_zone_file(&self, name: &str, rtype: RecordType) -> bool {
+        match &self.inner {
+            Inner::Live(r) => !r.inner().is_empty() && r.inner().answers_locally(name, rtype),
+            Inner::ZonesOnly(r) => r.inner().answers_locally(name, rtype),
+        }
+    }
+
+    /// Whether zone files were given.
+    pub fn has_zone_files(&self) -> bool {
+        match &self.inner {
+            Inner::Live(r) => !r.inner().is_empty(),
+            Inner::ZonesOnly(_) => true,
+        }
+    }
+
+    /// What loading the zone files assumed (for the user to read).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 }
 
@@ -54,16 +81,25 @@ impl DnsOptions {
             )));
         }
         let mut memory = MemoryResolver::new();
+        let mut notes = Vec::new();
         for path in &self.zones {
-            memory.load_zone_file(path, &format!("{}.", default_origin.trim_end_matches('.')))?;
+            let loaded = memory.load_zone_file(path, &format!("{}.", default_origin.trim_end_matches('.')))?;
+            if loaded.assumed_ttl {
+                notes.push(format!(
+                    "{} has no $TTL: {} seconds assumed for records without a TTL",
+                    path.display(),
+                    ses_dmarc_dns::DEFAULT_ZONE_TTL
+                ));
+            }
         }
         let timeout = Duration::from_secs_f64(self.timeout);
-        match StubClient::from_args(&self.nameservers, timeout, self.attempts) {
-            Ok(client) => Ok(ConfiguredResolver::Live(Limited::new(memory.with_fallback(client), in_flight))),
+        let inner = match StubClient::from_args(&self.nameservers, timeout, self.attempts) {
+            Ok(client) => Inner::Live(Limited::new(memory.in_front_of(client), in_flight)),
             Err(_) if self.nameservers.is_empty() && !self.zones.is_empty() => {
-                Ok(ConfiguredResolver::ZonesOnly(Limited::new(memory, in_flight)))
+                Inner::ZonesOnly(Limited::new(memory, in_flight))
             }
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(ConfiguredResolver { inner, notes })
     }
 }

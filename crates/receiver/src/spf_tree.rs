@@ -13,6 +13,10 @@ use ses_dmarc_records::{Diagnostic, Severity};
 
 /// How deep includes are followed; deeper branches are cut (a loop, in practice).
 pub const MAX_DEPTH: usize = 12;
+/// Distinct records expanded in one tree at most: anyone can publish a record whose
+/// includes fan out without end; past this the tree is cut (receivers stop after ten
+/// lookups anyway).
+pub const MAX_RECORDS: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpfTree {
@@ -69,10 +73,14 @@ pub enum RecordState {
     },
     /// Not yet known (the answer is still to be fetched).
     Pending,
-    /// Not followed: deeper than [`MAX_DEPTH`] or already on the path (a loop).
+    /// Not followed: deeper than [`MAX_DEPTH`], already on the path (a loop), or past
+    /// [`MAX_RECORDS`].
     Cut {
         reason: String,
     },
+    /// Shown once, above: this domain's record was expanded elsewhere in the tree; its
+    /// lookups count again here (a receiver evaluates it again).
+    Repeated,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -139,7 +147,14 @@ struct Builder<'a> {
     answer: &'a dyn Fn(&str, RecordType) -> Option<&'a Answer>,
     wanted: Vec<(String, RecordType)>,
     lookups: usize,
+    /// Void lookups counted over every evaluation (repeats included).
+    void_count: usize,
+    /// The void lookups' causes, each once.
     voids: Vec<VoidLookup>,
+    /// Domains whose records are expanded: their branch's (lookups, void lookups).
+    expanded: std::collections::HashMap<String, (usize, usize)>,
+    /// Records expanded so far.
+    records: usize,
     failed: Vec<FailedQuery>,
     unexpanded: Vec<String>,
 }
@@ -158,7 +173,7 @@ impl<'a> Builder<'a> {
         let answer = self.get(name, rtype)?;
         match &answer.outcome {
             Outcome::NoData | Outcome::NxDomain => {
-                self.voids.push(VoidLookup { domain: domain.into(), term: term.into(), name: name.into(), rtype });
+                self.void(domain, term, name, rtype);
                 Some(true)
             }
             Outcome::Failed(f) => {
@@ -169,9 +184,48 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Counts a void lookup; its cause is listed once.
+    fn void(&mut self, domain: &str, term: &str, name: &str, rtype: RecordType) {
+        self.void_count = self.void_count.saturating_add(1);
+        if !self.voids.iter().any(|v| v.domain == domain && v.term == term && v.name == name) {
+            self.voids.push(VoidLookup { domain: domain.into(), term: term.into(), name: name.into(), rtype });
+        }
+    }
+
     fn node(&mut self, domain: &str, path: &[String], cause: &str) -> SpfNode {
+        if path.iter().all(|p| p != domain)
+            && let Some(&(lookups, voids)) = self.expanded.get(domain)
+        {
+            self.lookups = self.lookups.saturating_add(lookups);
+            self.void_count = self.void_count.saturating_add(voids);
+            return SpfNode {
+                domain: domain.to_string(),
+                state: RecordState::Repeated,
+                terms: vec![],
+                branch_lookups: lookups,
+            };
+        }
+        let (lookups_before, voids_before) = (self.lookups, self.void_count);
+        let mut node = self.expand(domain, path, cause);
+        node.branch_lookups = self.lookups.saturating_sub(lookups_before);
+        if !matches!(node.state, RecordState::Pending | RecordState::Cut { .. }) && !has_pending(&node) {
+            self.expanded.insert(domain.to_string(), (node.branch_lookups, self.void_count - voids_before));
+        }
+        node
+    }
+
+    fn expand(&mut self, domain: &str, path: &[String], cause: &str) -> SpfNode {
         let mut node =
             SpfNode { domain: domain.to_string(), state: RecordState::Pending, terms: vec![], branch_lookups: 0 };
+        if self.records >= MAX_RECORDS {
+            node.state = RecordState::Cut {
+                reason: format!(
+                    "the tree holds more than {MAX_RECORDS} records: not followed further (receivers stop after {} lookups)",
+                    crate::spf::MAX_LOOKUPS
+                ),
+            };
+            return node;
+        }
         if path.len() > MAX_DEPTH {
             node.state = RecordState::Cut { reason: format!("deeper than {MAX_DEPTH} levels") };
             return node;
@@ -219,6 +273,7 @@ impl<'a> Builder<'a> {
             }
         };
         let parsed = SpfRecord::parse(&text);
+        self.records += 1;
         node.state = RecordState::Found { record: text, diagnostics: parsed.diagnostics.clone() };
         let Some(record) = parsed.value else { return node };
         if parsed.diagnostics.iter().any(|d| d.severity == Severity::Error) {
@@ -235,7 +290,7 @@ impl<'a> Builder<'a> {
                     let counts = d.mechanism.counts_as_lookup();
                     if counts {
                         t.lookups = 1;
-                        self.lookups += 1;
+                        self.lookups = self.lookups.saturating_add(1);
                     }
                     let (target_ms, rtype): (Option<&MacroString>, RecordType) = match &d.mechanism {
                         Mechanism::Include(ms) => (Some(ms), RecordType::Txt),
@@ -266,12 +321,7 @@ impl<'a> Builder<'a> {
                         let child = self.node(&target, &inner_path, &text);
                         if let RecordState::Missing { .. } = child.state {
                             t.void = true;
-                            self.voids.push(VoidLookup {
-                                domain: domain.into(),
-                                term: text.clone(),
-                                name: target.clone(),
-                                rtype,
-                            });
+                            self.void(domain, &text, &target, rtype);
                         }
                         t.child = Some(Box::new(child));
                     } else if self.probe(domain, &text, &target, rtype) == Some(true) {
@@ -280,7 +330,7 @@ impl<'a> Builder<'a> {
                 }
                 Term::Modifier(Modifier::Redirect(ms)) => {
                     t.lookups = 1;
-                    self.lookups += 1;
+                    self.lookups = self.lookups.saturating_add(1);
                     if has_all {
                         t.note = Some("ignored: the record has `all`".into());
                     } else if let Some(target) = literal_target(ms, domain) {
@@ -294,8 +344,6 @@ impl<'a> Builder<'a> {
             }
             node.terms.push(t);
         }
-        node.branch_lookups =
-            node.terms.iter().map(|t| t.lookups + t.child.as_ref().map(|c| c.branch_lookups).unwrap_or(0)).sum();
         node
     }
 }
@@ -323,6 +371,14 @@ pub async fn gather_tree<R: ses_dmarc_dns::Resolver>(
     (tree, answers)
 }
 
+/// Whether some node below is still waiting for its answer.
+fn has_pending(node: &SpfNode) -> bool {
+    node.terms
+        .iter()
+        .filter_map(|t| t.child.as_deref())
+        .any(|c| matches!(c.state, RecordState::Pending) || has_pending(c))
+}
+
 async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
     futures::future::join_all(futures).await
 }
@@ -334,13 +390,23 @@ impl SpfTree {
         domain: &str,
         answer: &'a dyn Fn(&str, RecordType) -> Option<&'a Answer>,
     ) -> (SpfTree, Vec<(String, RecordType)>) {
-        let mut b = Builder { answer, wanted: vec![], lookups: 0, voids: vec![], failed: vec![], unexpanded: vec![] };
+        let mut b = Builder {
+            answer,
+            wanted: vec![],
+            lookups: 0,
+            void_count: 0,
+            voids: vec![],
+            expanded: Default::default(),
+            records: 0,
+            failed: vec![],
+            unexpanded: vec![],
+        };
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         let root = b.node(&domain, &[], "record lookup");
         let tree = SpfTree {
             root,
             lookups: b.lookups,
-            void_lookups: b.voids.len(),
+            void_lookups: b.void_count,
             void_causes: b.voids,
             failed: b.failed,
             unexpanded: b.unexpanded,
@@ -422,6 +488,85 @@ mod tests {
         // mx at the apex is void, and six `a:x.example.net` (NXDOMAIN) are void.
         assert_eq!(t.void_lookups, 7);
         assert_eq!(t.void_causes[0].term, "mx");
+    }
+
+    /// Level k's record includes level k+1 `fanout` times: the fan-out any domain owner
+    /// can publish.
+    fn fan_out(levels: usize, fanout: usize) -> HashMap<(String, RecordType), Answer> {
+        let mut a = HashMap::new();
+        for level in 0..levels {
+            let includes: String = if level + 1 < levels {
+                (0..fanout).map(|_| format!(" include:l{}.example.net", level + 1)).collect()
+            } else {
+                " ip4:192.0.2.0/24".into()
+            };
+            a.insert((format!("l{level}.example.net"), RecordType::Txt), txt(&format!("v=spf1{includes} -all")));
+        }
+        a
+    }
+
+    #[test]
+    fn a_fanned_out_include_tree_is_built_once_per_name() {
+        let a = fan_out(12, 10);
+        let started = std::time::Instant::now();
+        let t = build_all(&a, "l0.example.net");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        // 10 + 100 + ... + 10^11 includes, counted, never copied.
+        let expected: usize = (1..12).map(|k| 10usize.pow(k)).sum();
+        assert_eq!(t.lookups, expected);
+        assert_eq!(t.nodes().len(), 1 + 11 * 10, "every repeat is a reference");
+        assert!(t.permerror());
+        let repeated = t.nodes().iter().filter(|n| matches!(n.state, RecordState::Repeated)).count();
+        assert_eq!(repeated, 11 * 9);
+        // Deeper than MAX_DEPTH is cut, whatever the fan-out.
+        let deep = build_all(&fan_out(20, 10), "l0.example.net");
+        assert!(
+            deep.nodes().iter().any(|n| matches!(&n.state, RecordState::Cut { reason } if reason.contains("deeper")))
+        );
+    }
+
+    #[test]
+    fn distinct_records_past_the_cap_are_cut() {
+        let mut a = HashMap::new();
+        // A binary tree of distinct names: 2^12 records, far past MAX_RECORDS.
+        for depth in 0..12u32 {
+            for i in 0..(1u32 << depth) {
+                let kids = if depth < 11 {
+                    format!(" include:n{}-{}.test include:n{}-{}.test", depth + 1, 2 * i, depth + 1, 2 * i + 1)
+                } else {
+                    String::new()
+                };
+                a.insert((format!("n{depth}-{i}.test"), RecordType::Txt), txt(&format!("v=spf1{kids} -all")));
+            }
+        }
+        let t = build_all(&a, "n0-0.test");
+        let found = t.nodes().iter().filter(|n| matches!(n.state, RecordState::Found { .. })).count();
+        assert_eq!(found, MAX_RECORDS);
+        assert!(
+            t.nodes().iter().any(|n| matches!(&n.state, RecordState::Cut { reason } if reason.contains("more than")))
+        );
+    }
+
+    #[test]
+    fn gathering_a_fanned_out_tree_asks_each_name_once() {
+        struct Counting(HashMap<(String, RecordType), Answer>, std::sync::Mutex<Vec<String>>);
+        impl ses_dmarc_dns::Resolver for Counting {
+            async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
+                self.1.lock().unwrap().push(format!("{name} {}", rtype.as_str()));
+                self.0
+                    .get(&(name.to_string(), rtype))
+                    .cloned()
+                    .unwrap_or(Answer { outcome: Outcome::NxDomain, cname_chain: vec![] })
+            }
+        }
+        let r = Counting(fan_out(12, 3), Default::default());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (tree, _) = rt.block_on(gather_tree(&r, "l0.example.net"));
+        let asked = r.1.lock().unwrap().clone();
+        let distinct: std::collections::BTreeSet<&String> = asked.iter().collect();
+        assert_eq!(asked.len(), distinct.len(), "no name asked twice: {asked:?}");
+        assert_eq!(asked.len(), 12);
+        assert_eq!(tree.lookups, (1..12).map(|k| 3usize.pow(k)).sum::<usize>());
     }
 
     #[test]

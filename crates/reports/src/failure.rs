@@ -62,13 +62,64 @@ fn fields(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Whether a text holds the fields of a failure report: an RFC 5965 feedback report
+/// (`Feedback-Type:`), or the plain-text notice some MTAs send instead (`Sender Domain:`,
+/// `Sender IP Address:`, "failed the published DMARC policy").
+pub fn looks_like_feedback(text: &str) -> bool {
+    let head = text.get(..text.len().min(64 * 1024)).unwrap_or(text);
+    let f = notice_fields(head);
+    let has = |k: &str| f.iter().any(|(name, _)| name == k);
+    has("feedback-type")
+        || (has("source-ip") && (has("reported-domain") || has("auth-failure")))
+        || ((has("sender ip address") || has("source ip")) && (has("sender domain") || has("dmarc results")))
+        || text.to_ascii_lowercase().contains("failed the published dmarc policy")
+}
+
+/// The fields of a plain-text notice, whose lines are often indented: each line on its own.
+fn notice_fields(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.trim().split_once(':'))
+        .filter(|(k, _)| !k.is_empty() && k.len() < 40)
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect()
+}
+
+/// Labels only the plain-text notices use.
+const NOTICE_LABELS: &[&str] =
+    &["sender domain", "sender ip address", "source ip", "received date", "dmarc results", "dmarc result"];
+
+/// The message's header section, up to the first empty line.
+fn header_section(raw: &[u8]) -> String {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| raw.windows(2).position(|w| w == b"\n\n"));
+    String::from_utf8_lossy(&raw[..end.unwrap_or(raw.len())]).into_owned()
+}
+
+/// Whether bytes start like a message's header section with an origin (`From:`).
+fn looks_like_original(raw: &[u8]) -> bool {
+    let head = header_section(&raw[..raw.len().min(64 * 1024)]);
+    let first = head.lines().next().unwrap_or_default();
+    first
+        .split_once(':')
+        .is_some_and(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && head.lines().any(|l| l.to_ascii_lowercase().starts_with("from:"))
+}
+
+/// Parses a failure report: well-formed ARF (a `message/feedback-report` part), or what
+/// real MTAs send instead: the feedback fields in a part of another type (an attachment
+/// named ATT00001, `application/octet-stream`), or a plain-text notice with
+/// `Sender Domain:` / `Sender IP Address:` lines. The original headers come from a
+/// `message/rfc822` or `text/rfc822-headers` part, or an attachment that holds them.
 pub fn parse_failure(raw: &[u8]) -> Result<FailureReport, FailureError> {
     let msg = MessageParser::default().parse(raw).ok_or(FailureError::NotAMessage)?;
     let mut feedback: Option<String> = None;
+    let mut guessed: Option<String> = None;
     let mut headers: Option<String> = None;
-    for part in &msg.parts {
-        let Some(ct) = part.content_type() else { continue };
-        let kind = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()).to_ascii_lowercase();
+    let mut guessed_headers: Option<String> = None;
+    for (i, part) in msg.parts.iter().enumerate() {
+        let kind = part
+            .content_type()
+            .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()).to_ascii_lowercase())
+            .unwrap_or_else(|| "text/plain".into());
         match kind.as_str() {
             "message/feedback-report" => feedback = Some(String::from_utf8_lossy(part.contents()).into_owned()),
             "text/rfc822-headers" => headers = Some(String::from_utf8_lossy(part.contents()).into_owned()),
@@ -77,16 +128,25 @@ pub fn parse_failure(raw: &[u8]) -> Result<FailureReport, FailureError> {
                     PartType::Message(m) => m.raw_message.as_ref(),
                     _ => part.contents(),
                 };
-                let end =
-                    raw.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| raw.windows(2).position(|w| w == b"\n\n"));
-                headers = Some(String::from_utf8_lossy(&raw[..end.unwrap_or(raw.len())]).into_owned());
+                headers = Some(header_section(raw));
+            }
+            _ if i > 0 || msg.parts.len() == 1 => {
+                let contents = part.contents();
+                let text = String::from_utf8_lossy(&contents[..contents.len().min(256 * 1024)]);
+                if guessed.is_none() && looks_like_feedback(&text) {
+                    guessed = Some(text.into_owned());
+                } else if guessed_headers.is_none() && looks_like_original(contents) {
+                    guessed_headers = Some(header_section(contents));
+                }
             }
             _ => {}
         }
     }
-    let feedback = feedback.ok_or(FailureError::NoFeedbackPart)?;
+    let headers = headers.or(guessed_headers);
+    let feedback = feedback.or(guessed).ok_or(FailureError::NoFeedbackPart)?;
     let mut r = FailureReport { incidents: 1, headers, ..Default::default() };
-    for (k, v) in fields(&feedback) {
+    let notice = notice_fields(&feedback).into_iter().filter(|(k, _)| NOTICE_LABELS.contains(&k.as_str()));
+    for (k, v) in fields(&feedback).into_iter().filter(|(k, _)| !NOTICE_LABELS.contains(&k.as_str())).chain(notice) {
         let one = || Some(v.clone());
         match k.as_str() {
             "feedback-type" => r.feedback_type = v.to_ascii_lowercase(),
@@ -111,8 +171,22 @@ pub fn parse_failure(raw: &[u8]) -> Result<FailureReport, FailureError> {
             "spf-dns" => r.spf_dns = one(),
             "identity-alignment" => r.identity_alignment = Some(v.to_ascii_lowercase()),
             "incidents" => r.incidents = v.parse().unwrap_or(1),
+            // The plain-text notices' labels.
+            "sender domain" => r.reported_domain.push(v.to_ascii_lowercase()),
+            "sender ip address" | "source ip" => r.source_ip = v.split_whitespace().next().map(str::to_string),
+            "received date" => r.arrival_date = DateTime::parse_rfc822(&v).map(|d| d.to_timestamp()),
+            "dmarc results" | "dmarc result" => {
+                r.auth_failure.get_or_insert_with(|| "dmarc".into());
+            }
             _ => {}
         }
+    }
+    if r.feedback_type.is_empty() && looks_like_feedback(&feedback) {
+        // A notice without Feedback-Type: it reports an authentication failure.
+        r.feedback_type = "auth-failure".into();
+    }
+    if r.source_ip.as_deref().is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_err()) {
+        r.source_ip = None;
     }
     if r.feedback_type.is_empty() {
         return Err(FailureError::NoFeedbackType);

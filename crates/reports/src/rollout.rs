@@ -90,6 +90,17 @@ pub fn advise(domain: &str, current: Option<&str>, summary: &Summary, now: i64, 
         _ => None,
     };
     let mut blockers = Vec::new();
+    if next_step.is_none() {
+        // p=reject is the last step: nothing blocks it, whatever the evidence; keep watching.
+        return Rollout {
+            domain: domain.to_string(),
+            current_record: current.map(str::to_string),
+            stage,
+            ready: false,
+            blockers,
+            next_record: None,
+        };
+    }
     if record.rua.is_empty() {
         blockers.push(Blocker {
             code: "no-rua",
@@ -211,6 +222,10 @@ mod tests {
         let r =
             advise("example.com", Some("v=DMARC1; p=reject; rua=mailto:d@example.com"), &s, now, Criteria::default());
         assert_eq!((r.stage, r.next_record), ("reject", None));
+        // At reject with hardly any evidence: done, not blocked.
+        let thin = summary(1, vec![source("203.0.113.9", SourceKind::Unknown, 3, 0, 0, 99 * DAY)]);
+        let r = advise("example.com", Some("v=DMARC1; p=reject"), &thin, now, Criteria::default());
+        assert_eq!((r.stage, r.ready, r.blockers.len()), ("reject", false, 0));
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Containers, recognised by content (never by file name): XML, gzip, zip (every member),
 //! e-mail messages (attachments of any content type, base64 or quoted-printable, RFC 2231
-//! split file names), mbox. Each report found is returned with where it came from; each
-//! problem is returned as an error for that item, and the rest goes on.
-
-use flate2::read::MultiGzDecoder;
+//! split file names), mbox. Each report found is handed out with where it came from, one
+//! at a time (a member is decompressed, handed out, and dropped before the next); each
+//! problem is handed out as an error for that item, and the rest goes on.
+//!
+//! Limits hold for the whole input: the decompressed bytes of every member at every level
+//! together stay within `max_size`, and the compression ratio is checked while inflating,
+//! so a bomb is stopped at the first byte past either limit.
 use mail_parser::{MessageParser, MimeHeaders, PartType};
-use std::io::{Cursor, Read};
+use std::io::{BufRead, Cursor, Read};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
@@ -31,7 +34,7 @@ pub struct UnpackError {
 
 #[derive(Debug, Clone, Copy)]
 pub struct UnpackLimits {
-    /// Largest decompressed size of one item (default 256 MB).
+    /// Largest decompressed size of one input, all its members together (default 256 MB).
     pub max_size: u64,
     /// Largest decompressed/compressed ratio for items over 1 MB (default 1000).
     pub max_ratio: u64,
@@ -57,34 +60,96 @@ fn skip_bom_and_space(data: &[u8]) -> &[u8] {
 
 /// What is said of a compressed report that decompresses past `max_size` bytes.
 pub fn too_large(max_size: u64) -> String {
-    format!("decompresses to more than {} MB (the limit); refused", max_size / 1024 / 1024)
+    format!("decompresses to more than {} MB (the limit); refused (`--max-size` raises it)", max_size / 1024 / 1024)
 }
 
-/// Reads a decompressing reader with the size and ratio limits.
-fn inflate(
-    origin: &str,
-    mut reader: impl Read,
-    compressed: u64,
-    limits: &UnpackLimits,
-) -> Result<Vec<u8>, UnpackError> {
+/// What is said of compressed data whose ratio gives it away as a bomb.
+pub fn bomb(max_ratio: u64, compressed: u64, size: u64) -> String {
+    format!(
+        "compression ratio over {max_ratio}:1 ({compressed} bytes to more than {size}): a decompression bomb; refused"
+    )
+}
+
+/// Decompressed bytes below which the ratio is not checked (small files compress well).
+const RATIO_FREE: u64 = 1024 * 1024;
+
+/// The decompressed bytes an input may still produce, over all its members.
+struct Budget {
+    left: u64,
+    limits: UnpackLimits,
+}
+
+/// Gzip members one after the other (RFC 1952: a gzip file may hold several), with what
+/// reporters leave after the last one: a few bytes of line ends or padding are ignored;
+/// anything else is an error. A `BufRead` of the decompressed bytes.
+pub struct GzMembers<R: BufRead> {
+    member: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: BufRead> GzMembers<R> {
+    /// Reads the gzip data in `inner`.
+    pub fn new(inner: R) -> Self {
+        GzMembers { member: Some(flate2::bufread::GzDecoder::new(inner)) }
+    }
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let Some(member) = self.member.as_mut() else { return Ok(0) };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let Some(mut rest) = self.member.take().map(|m| m.into_inner()) else { return Ok(0) };
+            // After a member: another member, padding, or the end.
+            let mut padding = 0usize;
+            loop {
+                let head = rest.fill_buf()?;
+                if head.is_empty() {
+                    return Ok(0);
+                }
+                if padding == 0 && head.starts_with(&[0x1f, 0x8b]) {
+                    self.member = Some(flate2::bufread::GzDecoder::new(rest));
+                    break;
+                }
+                let blank = head.iter().take_while(|b| b.is_ascii_whitespace() || **b == 0).count();
+                if blank == 0 || padding + blank > 1024 {
+                    return Err(std::io::Error::other(format!(
+                        "{} bytes after the end of the gzip data that are not gzip: the file is damaged",
+                        head.len()
+                    )));
+                }
+                padding += blank;
+                rest.consume(blank);
+            }
+        }
+    }
+}
+
+/// Reads a decompressing reader within the budget and the ratio limit, checked as the
+/// bytes come out (a bomb is stopped at the first chunk past a limit).
+fn inflate(origin: &str, mut reader: impl Read, compressed: u64, budget: &mut Budget) -> Result<Vec<u8>, UnpackError> {
+    let limits = budget.limits;
     let mut out = Vec::new();
-    (&mut reader)
-        .take(limits.max_size + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| err(origin, format!("cannot decompress: {e}")))?;
-    if out.len() as u64 > limits.max_size {
-        return Err(err(origin, too_large(limits.max_size)));
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(err(origin, format!("cannot decompress: {e}"))),
+        };
+        out.extend_from_slice(&chunk[..n]);
+        let size = out.len() as u64;
+        if size > budget.left {
+            return Err(err(origin, too_large(limits.max_size)));
+        }
+        if size > RATIO_FREE && size / compressed.max(1) > limits.max_ratio {
+            return Err(err(origin, bomb(limits.max_ratio, compressed, size)));
+        }
     }
-    let size = out.len() as u64;
-    if size > 1024 * 1024 && size / compressed.max(1) > limits.max_ratio {
-        return Err(err(
-            origin,
-            format!(
-                "compression ratio over {}:1 ({} bytes to {size}): a decompression bomb; refused",
-                limits.max_ratio, compressed
-            ),
-        ));
-    }
+    budget.left -= out.len() as u64;
     Ok(out)
 }
 
@@ -102,85 +167,121 @@ fn looks_like_headers(data: &[u8]) -> bool {
     }
 }
 
-/// Unpacks one input.
+/// Unpacks one input, handing each report (or problem) to `each` as it is found.
+pub fn unpack_each(origin: &str, data: &[u8], limits: &UnpackLimits, each: &mut dyn FnMut(Result<Item, UnpackError>)) {
+    let mut budget = Budget { left: limits.max_size, limits: *limits };
+    walk(origin, data, &mut budget, 0, each);
+}
+
+/// Unpacks one input into a list (tests and small inputs; ingestion uses [`unpack_each`]).
 pub fn unpack(origin: &str, data: &[u8], limits: &UnpackLimits) -> Vec<Result<Item, UnpackError>> {
     let mut out = Vec::new();
-    walk(origin, data, limits, 0, &mut out);
+    unpack_each(origin, data, limits, &mut |item| out.push(item));
     out
 }
 
-fn walk(origin: &str, data: &[u8], limits: &UnpackLimits, depth: usize, out: &mut Vec<Result<Item, UnpackError>>) {
+type Each<'e> = dyn FnMut(Result<Item, UnpackError>) + 'e;
+
+fn walk(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut Each<'_>) {
+    let limits = budget.limits;
     if depth > limits.max_depth {
-        out.push(Err(err(origin, format!("containers nested deeper than {}; refused", limits.max_depth))));
+        out(Err(err(origin, format!("containers nested deeper than {}; refused", limits.max_depth))));
         return;
     }
     if data.starts_with(&[0x1f, 0x8b]) {
-        match inflate(origin, MultiGzDecoder::new(data), data.len() as u64, limits) {
-            Ok(inner) => walk(origin, &inner, limits, depth + 1, out),
-            Err(e) => out.push(Err(e)),
+        match inflate(origin, GzMembers::new(data), data.len() as u64, budget) {
+            Ok(inner) => walk(origin, &inner, budget, depth + 1, out),
+            Err(e) => out(Err(e)),
         }
         return;
     }
     if data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06") {
-        unzip(origin, data, limits, depth, out);
+        unzip(origin, data, budget, depth, out);
         return;
     }
     let trimmed = skip_bom_and_space(data);
-    if trimmed.starts_with(b"<") {
-        if mentions_feedback(trimmed) {
-            out.push(Ok(Item { origin: origin.to_string(), content: Content::Aggregate(data.to_vec()) }));
+    if trimmed.starts_with(b"<") || is_wide_xml(data) {
+        if mentions_feedback(trimmed) || is_wide_xml(data) {
+            out(Ok(Item { origin: origin.to_string(), content: Content::Aggregate(data.to_vec()) }));
         } else {
-            out.push(Err(err(origin, "XML, but not a DMARC aggregate report (no <feedback> element)")));
+            out(Err(err(origin, "XML, but not a DMARC aggregate report (no <feedback> element)")));
         }
         return;
     }
     if trimmed.starts_with(b"From ") {
-        mbox(origin, trimmed, limits, depth, out);
+        mbox(origin, trimmed, budget, depth, out);
         return;
     }
     if looks_like_headers(trimmed) {
-        message(origin, trimmed, limits, depth, out);
+        message(origin, trimmed, budget, depth, out);
         return;
     }
-    let start: String = String::from_utf8_lossy(&trimmed[..trimmed.len().min(16)])
-        .chars()
-        .map(|c| if c.is_control() { '.' } else { c })
-        .collect();
-    out.push(Err(err(origin, format!("not a DMARC report, gzip, zip, e-mail or mbox (it starts with `{start}`)"))));
+    out(Err(err(
+        origin,
+        format!("not a DMARC report, gzip, zip, e-mail or mbox (it starts with {})", describe_start(trimmed)),
+    )));
 }
 
-fn unzip(origin: &str, data: &[u8], limits: &UnpackLimits, depth: usize, out: &mut Vec<Result<Item, UnpackError>>) {
+/// The first bytes of unrecognised data, for a message: as text when they are text, in
+/// hex otherwise (never raw bytes on a terminal).
+pub fn describe_start(data: &[u8]) -> String {
+    let head = &data[..data.len().min(16)];
+    let printable = head.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+    if printable && !head.is_empty() {
+        format!("`{}`", String::from_utf8_lossy(head))
+    } else {
+        let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
+        format!("the bytes {}", hex.join(" "))
+    }
+}
+
+/// UTF-16 or UTF-32 XML (a BOM, or `<` with zero bytes around it).
+pub fn is_wide_xml(data: &[u8]) -> bool {
+    matches!(
+        data,
+        [0xff, 0xfe, ..]
+            | [0xfe, 0xff, ..]
+            | [0, 0, 0xfe, 0xff, ..]
+            | [b'<', 0, ..]
+            | [0, b'<', ..]
+            | [0, 0, 0, b'<', ..]
+    )
+}
+
+fn unzip(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut Each<'_>) {
     let mut archive = match zip::ZipArchive::new(Cursor::new(data)) {
         Ok(a) => a,
-        Err(e) => return out.push(Err(err(origin, format!("not a readable zip archive: {e}")))),
+        Err(e) => return out(Err(err(origin, format!("not a readable zip archive: {e}")))),
     };
     if archive.is_empty() {
-        return out.push(Err(err(origin, "an empty zip archive")));
+        return out(Err(err(origin, "an empty zip archive")));
     }
+    // Directory entries may all point at one member: each member is read once.
+    let mut seen = std::collections::HashSet::new();
     for i in 0..archive.len() {
         let (name, result) = match archive.by_index(i) {
             Ok(file) => {
-                if file.is_dir() {
+                if file.is_dir() || !seen.insert(file.header_start()) {
                     continue;
                 }
                 let name = file.name().map(|n| n.to_string()).unwrap_or_else(|_| format!("#{i}"));
                 let member = format!("{origin}!{name}");
                 let compressed = file.compressed_size();
-                (member.clone(), inflate(&member, file, compressed, limits))
+                (member.clone(), inflate(&member, file, compressed, budget))
             }
             Err(e) => {
-                out.push(Err(err(&format!("{origin}!#{i}"), format!("cannot read this zip member: {e}"))));
+                out(Err(err(&format!("{origin}!#{i}"), format!("cannot read this zip member: {e}"))));
                 continue;
             }
         };
         match result {
-            Ok(inner) => walk(&name, &inner, limits, depth + 1, out),
-            Err(e) => out.push(Err(e)),
+            Ok(inner) => walk(&name, &inner, budget, depth + 1, out),
+            Err(e) => out(Err(e)),
         }
     }
 }
 
-fn mbox(origin: &str, data: &[u8], limits: &UnpackLimits, depth: usize, out: &mut Vec<Result<Item, UnpackError>>) {
+fn mbox(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut Each<'_>) {
     let mut starts = vec![0];
     for (i, w) in data.windows(6).enumerate() {
         if w == b"\nFrom " {
@@ -192,13 +293,43 @@ fn mbox(origin: &str, data: &[u8], limits: &UnpackLimits, depth: usize, out: &mu
         let chunk = &data[pair[0]..pair[1]];
         // Drop the `From ` separator line.
         let body = chunk.iter().position(|b| *b == b'\n').map(|i| &chunk[i + 1..]).unwrap_or_default();
-        message(&format!("{origin}#{}", n + 1), body, limits, depth + 1, out);
+        message(&format!("{origin}#{}", n + 1), body, budget, depth + 1, out);
     }
 }
 
-fn message(origin: &str, data: &[u8], limits: &UnpackLimits, depth: usize, out: &mut Vec<Result<Item, UnpackError>>) {
+/// A multipart message whose closing boundary never comes (`--B--` missing): the closing
+/// line is added, so the last part is read to the end of the message instead of lost.
+fn close_boundary(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let head_end =
+        data.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| data.windows(2).position(|w| w == b"\n\n"));
+    let head = String::from_utf8_lossy(&data[..head_end.unwrap_or(data.len()).min(64 * 1024)]).to_ascii_lowercase();
+    let Some(at) = head.find("boundary=") else { return std::borrow::Cow::Borrowed(data) };
+    // The boundary as written (case kept), quoted or not.
+    let raw = String::from_utf8_lossy(&data[at + "boundary=".len()..(at + 200).min(data.len())]).into_owned();
+    let boundary = match raw.strip_prefix('"') {
+        Some(q) => q.split('"').next().unwrap_or_default().to_string(),
+        None => raw.split(|c: char| c == ';' || c.is_whitespace()).next().unwrap_or_default().to_string(),
+    };
+    if boundary.is_empty() {
+        return std::borrow::Cow::Borrowed(data);
+    }
+    let closing = format!("--{boundary}--");
+    let opening = format!("--{boundary}");
+    let body = &data[head_end.unwrap_or(0)..];
+    let has = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+    if !has(&opening) || has(&closing) {
+        return std::borrow::Cow::Borrowed(data);
+    }
+    let mut owned = data.to_vec();
+    owned.extend_from_slice(format!("\r\n{closing}\r\n").as_bytes());
+    std::borrow::Cow::Owned(owned)
+}
+
+fn message(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut Each<'_>) {
+    let data = close_boundary(data);
+    let data = data.as_ref();
     let Some(msg) = MessageParser::default().parse(data) else {
-        return out.push(Err(err(origin, "an e-mail message that cannot be parsed")));
+        return out(Err(err(origin, "an e-mail message that cannot be parsed")));
     };
     let is_arf = msg.content_type().is_some_and(|ct| {
         ct.ctype().eq_ignore_ascii_case("multipart")
@@ -206,25 +337,55 @@ fn message(origin: &str, data: &[u8], limits: &UnpackLimits, depth: usize, out: 
             && ct.attribute("report-type").is_some_and(|r| r.eq_ignore_ascii_case("feedback-report"))
     });
     if is_arf {
-        return out.push(Ok(Item { origin: origin.to_string(), content: Content::Failure(data.to_vec()) }));
+        return out(Ok(Item { origin: origin.to_string(), content: Content::Failure(data.to_vec()) }));
     }
-    let before = out.len();
+    let mut found = 0usize;
+    let mut failure_like = false;
+    let mut inner: Vec<(String, &[u8])> = Vec::new();
     for (i, part) in msg.parts.iter().enumerate() {
         let name = part.attachment_name().map(str::to_string).unwrap_or_else(|| format!("part{i}"));
         let part_origin = format!("{origin}/{name}");
         match &part.body {
-            PartType::Binary(b) | PartType::InlineBinary(b) => walk(&part_origin, b, limits, depth + 1, out),
-            PartType::Text(t) => {
-                let t = skip_bom_and_space(t.as_bytes());
-                if t.starts_with(b"<") && mentions_feedback(t) {
-                    walk(&part_origin, t, limits, depth + 1, out);
+            PartType::Binary(b) | PartType::InlineBinary(b) => {
+                if crate::failure::looks_like_feedback(&String::from_utf8_lossy(&b[..b.len().min(64 * 1024)])) {
+                    failure_like = true;
+                } else {
+                    inner.push((part_origin, b));
                 }
             }
-            PartType::Message(_) => walk(&part_origin, part.contents(), limits, depth + 1, out),
+            PartType::Text(t) => {
+                let bytes = skip_bom_and_space(t.as_bytes());
+                if bytes.starts_with(b"<") && mentions_feedback(bytes) {
+                    inner.push((part_origin, bytes));
+                } else if crate::failure::looks_like_feedback(t) {
+                    failure_like = true;
+                }
+            }
+            PartType::Message(_) => inner.push((part_origin, part.contents())),
             _ => {}
         }
     }
-    if out.len() == before {
-        out.push(Err(err(origin, "an e-mail with no DMARC report in it (no XML, gzip or zip part)")));
+    let mut errors = Vec::new();
+    for (part_origin, bytes) in inner {
+        walk(&part_origin, bytes, budget, depth + 1, &mut |item| match item {
+            Ok(item) => {
+                found += 1;
+                out(Ok(item));
+            }
+            Err(e) => errors.push(e),
+        });
     }
+    if found == 0 && failure_like {
+        // A failure report that is not well-formed ARF: the feedback fields sit in a part
+        // of another type (an attachment named ATT00001), or in the text of a notice.
+        return out(Ok(Item { origin: origin.to_string(), content: Content::Failure(data.to_vec()) }));
+    }
+    let nothing = found == 0 && errors.is_empty();
+    for e in errors {
+        out(Err(e));
+    }
+    if !nothing {
+        return;
+    }
+    out(Err(err(origin, "an e-mail with no DMARC report in it (no XML, gzip or zip part, no failure report)")));
 }

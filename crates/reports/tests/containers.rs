@@ -9,7 +9,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::Value;
 use ses_dmarc_reports::parse;
-use ses_dmarc_reports::unpack::{Content, UnpackLimits, unpack};
+use ses_dmarc_reports::unpack::{Content, Item, UnpackLimits, unpack};
 use std::io::Write;
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -202,4 +202,89 @@ fn failure_reports_match_their_oracles() {
     }
     assert!(parse_failure(b"From: a@b\r\n\r\nhello").is_err());
     assert!(parse_failure(b"").is_err());
+}
+
+#[test]
+fn limits_hold_for_the_whole_input_and_members_come_one_at_a_time() {
+    use ses_dmarc_reports::unpack::unpack_each;
+    // 1,000 directory entries pointing at one member: read once.
+    let repeated = ses_dmarc_testkit::zip_with_repeated_entry("r.xml", REPORT, 1000);
+    let items = unpack("rep.zip", &repeated, &UnpackLimits::default());
+    assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 1, "one member, read once");
+    // Twenty members of 1 MB each against a 4 MB budget for the whole input: the first
+    // four are read, the rest refused, and never more than one member is held.
+    let member: Vec<u8> = REPORT.iter().copied().chain(std::iter::repeat_n(b' ', 1024 * 1024)).collect();
+    let names: Vec<String> = (0..20).map(|i| format!("m{i}.xml")).collect();
+    let members: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), member.as_slice())).collect();
+    let many = zip(&members);
+    let tight = UnpackLimits { max_size: 4 * 1024 * 1024 + 4096, max_ratio: 100_000, ..UnpackLimits::default() };
+    let (mut ok, mut refused) = (0, 0);
+    unpack_each("many.zip", &many, &tight, &mut |item| match item {
+        Ok(_) => ok += 1,
+        Err(e) => {
+            assert!(e.message.contains("more than 4 MB"), "{e}");
+            refused += 1;
+        }
+    });
+    assert_eq!((ok, refused), (4, 16));
+    // The ratio is checked while inflating: a bomb is refused whatever the size limit.
+    let zeros = vec![0u8; 64 * 1024 * 1024];
+    let bomb = gzip(&zeros);
+    let huge = UnpackLimits { max_size: 1 << 40, ..UnpackLimits::default() };
+    let e = unpack("bomb.gz", &bomb, &huge).remove(0).unwrap_err();
+    assert!(e.message.contains("decompression bomb"), "{e}");
+}
+
+#[test]
+fn gzip_with_trailing_line_ends_and_several_members_is_read() {
+    let mut padded = gzip(REPORT);
+    padded.extend_from_slice(b"\r\n");
+    let items = unpack("pad.xml.gz", &padded, &UnpackLimits::default());
+    assert!(matches!(&items[..], [Ok(Item { content: Content::Aggregate(_), .. })]), "{items:?}");
+    let mut junk = gzip(REPORT);
+    junk.extend_from_slice(b"garbage!");
+    let e = unpack("junk.gz", &junk, &UnpackLimits::default()).remove(0).unwrap_err();
+    assert!(e.message.contains("after the end of the gzip data"), "{e}");
+    // Two members of one document are one stream (RFC 1952).
+    let (a, b) = REPORT.split_at(100);
+    let two = [gzip(a), gzip(b)].concat();
+    let items = unpack("two.gz", &two, &UnpackLimits::default());
+    let Ok(Item { content: Content::Aggregate(xml), .. }) = &items[0] else { panic!("{items:?}") };
+    assert_eq!(xml.as_slice(), REPORT);
+}
+
+#[test]
+fn a_mime_message_without_its_closing_boundary_keeps_its_attachment() {
+    let mail = format!(
+        "From: r@reporter.test\r\nTo: d@example.com\r\nSubject: Report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XYZ\"\r\n\r\n--XYZ\r\nContent-Type: text/plain\r\n\r\nA report.\r\n--XYZ\r\nContent-Type: application/gzip; name=r.xml.gz\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=r.xml.gz\r\n\r\n{}\r\n",
+        base64_lines(&gzip(REPORT))
+    );
+    let items = unpack("open.eml", mail.as_bytes(), &UnpackLimits::default());
+    assert!(items.iter().any(|i| matches!(i, Ok(Item { content: Content::Aggregate(_), .. }))), "{items:?}");
+}
+
+#[test]
+fn failure_reports_that_are_not_well_formed_arf_are_read() {
+    use ses_dmarc_reports::failure::parse_failure;
+    let original = "From: ceo@example.com\r\nTo: victim@receiver.test\r\nSubject: Pay this\r\nMessage-ID: <x@evil.test>\r\n\r\nbody\r\n";
+    // The feedback fields in an attachment with a generic name and type (ATT00001).
+    let att = format!(
+        "From: postmaster@receiver.test\r\nTo: ruf@example.com\r\nSubject: DMARC failure\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nA message failed.\r\n--b\r\nContent-Type: application/octet-stream; name=\"ATT00001\"\r\nContent-Disposition: attachment; filename=\"ATT00001\"\r\n\r\nFeedback-Type: auth-failure\r\nUser-Agent: Receiver/1.0\r\nVersion: 1\r\nSource-IP: 198.51.100.7\r\nReported-Domain: example.com\r\nAuth-Failure: dmarc\r\nAuthentication-Results: receiver.test; dmarc=fail header.from=example.com\r\n\r\n--b\r\nContent-Type: application/octet-stream; name=\"ATT00002\"\r\nContent-Disposition: attachment; filename=\"ATT00002\"\r\n\r\n{original}\r\n--b--\r\n"
+    );
+    // A plain-text notice with no feedback part at all.
+    let notice = format!(
+        "From: dmarc@mta.test\r\nTo: ruf@example.com\r\nSubject: DMARC failure report\r\nContent-Type: text/plain\r\n\r\nA message claiming to be from you has failed the published DMARC policy for your domain.\r\n\r\n  Sender Domain: example.com\r\n  Sender IP Address: 203.0.113.45\r\n  Received Date: Mon, 30 Nov 2026 10:00:00 +0000\r\n  SPF Alignment: no\r\n  DKIM Alignment: no\r\n  DMARC Results: Reject\r\n\r\n{original}"
+    );
+    for (name, mail, ip) in [("att.eml", att, "198.51.100.7"), ("notice.eml", notice, "203.0.113.45")] {
+        let items = unpack(name, mail.as_bytes(), &UnpackLimits::default());
+        let Some(Ok(Item { content: Content::Failure(raw), .. })) = items.first() else { panic!("{name}: {items:?}") };
+        let r = parse_failure(raw).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.feedback_type, "auth-failure", "{name}");
+        assert_eq!(r.source_ip.as_deref(), Some(ip), "{name}");
+        assert_eq!(r.reported_domain, ["example.com"], "{name}");
+        assert_eq!(r.auth_failure.as_deref(), Some("dmarc"), "{name}");
+        if name == "att.eml" {
+            assert!(r.headers.as_deref().is_some_and(|h| h.contains("Subject: Pay this")), "{name}: {:?}", r.headers);
+        }
+    }
 }

@@ -53,10 +53,6 @@ pub enum PlanError {
     #[error("`{input}` is not a domain name: {reason}")]
     Domain { input: String, reason: String },
     #[error(
-        "`{domain}` does not end in a top-level domain on the public suffix list (`.{suffix}`); check the spelling"
-    )]
-    UnknownSuffix { domain: String, suffix: String },
-    #[error(
         "`{domain}` is a public suffix, not a domain someone registers; give your own domain such as example.{domain}"
     )]
     PublicSuffix { domain: String },
@@ -204,6 +200,7 @@ pub mod advice_code {
     pub const SANDBOX_PER_REGION: &str = "sandbox-per-region";
     pub const MAIL_FROM_NOT_FOR_RECEIVING: &str = "mail-from-not-for-receiving";
     pub const REGION_UNCONFIRMED: &str = "region-endpoint-assumed";
+    pub const SUFFIX_UNKNOWN: &str = "domain-suffix-unknown";
 }
 
 /// A sender domain as typed: a host name of two labels or more that is not itself a public
@@ -219,15 +216,6 @@ pub fn parse_domain(input: &str) -> Result<DomainName, PlanError> {
     }
     if domain.is_public_suffix() {
         return Err(PlanError::PublicSuffix { domain: domain.to_string() });
-    }
-    Ok(domain)
-}
-
-fn validate_domain(input: &str) -> Result<DomainName, PlanError> {
-    let domain = parse_domain(input)?;
-    let suffix = domain.public_suffix();
-    if !suffix.known {
-        return Err(PlanError::UnknownSuffix { domain: domain.to_string(), suffix: suffix.suffix });
     }
     Ok(domain)
 }
@@ -269,7 +257,7 @@ fn validate_uris(inputs: &[String]) -> Result<Vec<ReportUri>, PlanError> {
 
 /// Builds the plan, or says exactly which input is wrong and what to type instead.
 pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
-    let domain = validate_domain(&input.domain)?;
+    let domain = parse_domain(&input.domain)?;
     if input.regions.is_empty() {
         return Err(PlanError::NoRegion);
     }
@@ -377,6 +365,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     let mut say =
         |code: &'static str, level: AdviceLevel, message: String| advice.push(Advice { code, level, message });
     use advice_code as c;
+    let suffix = domain.public_suffix();
+    if !suffix.known {
+        say(
+            c::SUFFIX_UNKNOWN,
+            AdviceLevel::Warning,
+            format!(
+                "`.{}` is not a top-level domain on the public suffix list: fine for a lab or internal zone, but receivers on the internet cannot find these records; check the spelling if {domain} is meant to be public.",
+                suffix.suffix
+            ),
+        );
+    }
     match &mail_from {
         None => say(
             c::NO_MAIL_FROM,
@@ -466,11 +465,29 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             }
         }
     }
-    if tokens.iter().any(|t| t.is_empty()) {
+    let missing: Vec<&str> = regions.iter().zip(&tokens).filter(|(_, t)| t.is_empty()).map(|(r, _)| r.code).collect();
+    if !missing.is_empty() {
+        let get = missing
+            .iter()
+            .map(|r| format!("`aws sesv2 get-email-identity --email-identity {domain} --region {r}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let again = if regions.len() == 1 {
+            "then run plan again with `--dkim-token` three times".to_string()
+        } else {
+            let form: Vec<String> = missing.iter().map(|r| format!("`--dkim-token {r}:TOKEN`")).collect();
+            format!(
+                "then run plan again with three {} (the first region's tokens may be given bare)",
+                form.join(", three ")
+            )
+        };
         say(
             c::DKIM_PLACEHOLDERS,
             AdviceLevel::Warning,
-            "The DKIM names are placeholders: SES makes the three tokens when the identity is created. Get them with `aws sesv2 create-email-identity --email-identity DOMAIN --region REGION` (or `get-email-identity`, DkimAttributes.Tokens; the console shows them under the identity's DKIM tab), then run plan again with `--dkim-token` three times.".replace("DOMAIN", domain.as_str()).replace("REGION", primary.code),
+            format!(
+                "The DKIM names for {} are placeholders: SES makes the three tokens when the identity is created (`aws sesv2 create-email-identity`). Read them with {get} (DkimAttributes.Tokens; the console shows them under the identity's DKIM tab), {again}.",
+                missing.join(", ")
+            ),
         );
     }
     if regions.len() > 1 {
@@ -645,15 +662,19 @@ mod tests {
         assert!(cnames[0].placeholder && cnames[0].data.display_value().ends_with(".dkim.eu-south-1.amazonses.com"));
         assert_eq!(cnames[3].data.display_value(), "t1.dkim.amazonses.com");
         assert!(p.advice.iter().any(|a| a.code == advice_code::ONE_MX_SERVES_REGIONS));
-        assert!(p.advice.iter().any(|a| a.code == advice_code::DKIM_PLACEHOLDERS));
+        let placeholders = p.advice.iter().find(|a| a.code == advice_code::DKIM_PLACEHOLDERS).unwrap();
+        assert!(placeholders.message.contains("--region eu-south-1"), "{}", placeholders.message);
+        assert!(placeholders.message.contains("`--dkim-token eu-south-1:TOKEN`"), "{}", placeholders.message);
+        assert!(!placeholders.message.contains("--region us-east-1"), "{}", placeholders.message);
     }
 
     #[test]
     fn bad_inputs_say_what_to_type() {
         let e = plan(&input("example", &["us-east-1"])).unwrap_err();
         assert!(e.to_string().contains("example.com"), "{e}");
-        let e = plan(&input("example.notatld", &["us-east-1"])).unwrap_err();
-        assert!(matches!(e, PlanError::UnknownSuffix { .. }), "{e}");
+        // A lab or internal zone outside the public suffix list: planned, with a warning.
+        let lab = plan(&input("example.notatld", &["us-east-1"])).unwrap();
+        assert!(lab.advice.iter().any(|a| a.code == advice_code::SUFFIX_UNKNOWN && a.level == AdviceLevel::Warning));
         assert!(matches!(plan(&input("co.uk", &["us-east-1"])).unwrap_err(), PlanError::PublicSuffix { .. }));
         let e = plan(&input("example.com", &["us-east1"])).unwrap_err();
         assert!(e.to_string().contains("did you mean us-east-1"), "{e}");

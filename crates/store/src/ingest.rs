@@ -5,13 +5,12 @@
 //! unpacked in memory within the size limit.
 
 use crate::{PreparedRecord, Store, StoreError};
-use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 use ses_dmarc_reports::aggregate::{
     Limits, ReportError, ReportHeader, ReportRecord, ReportSink, parse_bytes_into, parse_into,
 };
 use ses_dmarc_reports::failure::{FailureReport, parse_failure};
-use ses_dmarc_reports::unpack::{Content, UnpackLimits, mentions_feedback, too_large, unpack};
+use ses_dmarc_reports::unpack::{Content, GzMembers, UnpackLimits, bomb, mentions_feedback, too_large, unpack_each};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -28,6 +27,8 @@ pub enum IngestOutcome {
     Failed,
     /// Some of it was stored, some failed.
     Partial,
+    /// Not read, on purpose (a link to a directory, a FIFO inside a directory).
+    Skipped,
 }
 
 /// One input's outcome, with counts.
@@ -47,8 +48,10 @@ pub struct InputOutcome {
     pub records: u64,
     /// Messages those records count.
     pub messages: u64,
-    /// Why parts failed.
+    /// Why parts failed (or why it was skipped).
     pub error: Option<String>,
+    #[serde(skip)]
+    skipped: bool,
 }
 
 impl InputOutcome {
@@ -63,6 +66,10 @@ impl InputOutcome {
     }
 
     fn finish(mut self) -> Self {
+        if self.skipped {
+            self.outcome = IngestOutcome::Skipped;
+            return self;
+        }
         self.outcome = match (self.reports + self.duplicates, self.failed) {
             (0, 0) => {
                 if self.error.is_none() {
@@ -102,7 +109,8 @@ enum Event {
     /// The aggregate report that started last (if any) ends.
     End {
         origin: String,
-        result: Result<(), String>,
+        /// The records refused (each with its reason), or why the report is refused.
+        result: Result<Vec<String>, String>,
     },
     Failure {
         origin: String,
@@ -110,6 +118,8 @@ enum Event {
     },
     /// Something in the input could not be read; the rest of the input goes on.
     Failed(String),
+    /// The input is deliberately not read.
+    Skipped(String),
 }
 
 /// Records sent per [`Event::Records`].
@@ -157,18 +167,18 @@ fn read_xml(origin: &str, mut reader: impl BufRead, emit: &mut dyn FnMut(Event))
 fn read_xml_stream(origin: &str, reader: impl BufRead, emit: &mut dyn FnMut(Event)) {
     let mut sink = EventSink { origin, chunk: Vec::with_capacity(CHUNK), emit };
     let parsed = parse_into(reader, Limits::default(), &mut sink);
-    sink.end(parsed.map(|_| ()));
+    sink.end(parsed.map(|h| h.skipped));
 }
 
 fn read_xml_bytes(origin: &str, xml: &[u8], emit: &mut dyn FnMut(Event)) {
     let mut sink = EventSink { origin, chunk: Vec::with_capacity(CHUNK), emit };
     let parsed = parse_bytes_into(xml, Limits::default(), &mut sink);
-    sink.end(parsed.map(|_| ()));
+    sink.end(parsed.map(|h| h.skipped));
 }
 
 impl EventSink<'_> {
     /// Sends the last records and the report's end.
-    fn end(self, parsed: Result<(), ReportError>) {
+    fn end(self, parsed: Result<Vec<String>, ReportError>) {
         let EventSink { origin, chunk, emit } = self;
         if !chunk.is_empty() {
             emit(Event::Records(chunk));
@@ -183,24 +193,29 @@ fn starts_like_xml(head: &[u8]) -> bool {
 }
 
 /// Reads one input (a file's content): recognises the container by content, streams
-/// plain and gzip XML, unpacks the rest in memory within the limits.
+/// plain and gzip XML, unpacks the rest member by member within the limits.
 fn read_input(origin: &str, input: impl Read, limits: &UnpackLimits, emit: &mut dyn FnMut(Event)) {
-    let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let counted = Counted { inner: input, read: std::rc::Rc::new(std::cell::Cell::new(0)) };
+    let consumed = counted.read.clone();
+    let mut reader = BufReader::with_capacity(64 * 1024, counted);
     let head = match reader.fill_buf() {
         Ok(h) => h.to_vec(),
         Err(e) => return emit(Event::Failed(format!("cannot read: {e}"))),
     };
     if head.is_empty() {
-        return emit(Event::Failed("empty input".into()));
+        return emit(Event::Failed("an empty file: no report in it".into()));
     }
-    if starts_like_xml(&head) && mentions_feedback(&head) {
+    if (starts_like_xml(&head) && mentions_feedback(&head)) || ses_dmarc_reports::unpack::is_wide_xml(&head) {
         return read_xml(origin, reader, emit);
     }
     let data = if head.starts_with(&[0x1f, 0x8b]) {
-        let mut inner =
-            BufReader::with_capacity(64 * 1024, SizeLimited::new(MultiGzDecoder::new(reader), limits.max_size));
-        let inner_head = inner.fill_buf().map(|h| h.to_vec()).unwrap_or_default();
-        if starts_like_xml(&inner_head) {
+        let inflated = Limited::new(GzMembers::new(reader), limits, consumed);
+        let mut inner = BufReader::with_capacity(64 * 1024, inflated);
+        let inner_head = match inner.fill_buf() {
+            Ok(h) => h.to_vec(),
+            Err(e) => return emit(Event::Failed(format!("cannot decompress: {e}"))),
+        };
+        if starts_like_xml(&inner_head) || ses_dmarc_reports::unpack::is_wide_xml(&inner_head) {
             return read_xml(origin, inner, emit);
         }
         let mut data = Vec::new();
@@ -215,51 +230,76 @@ fn read_input(origin: &str, input: impl Read, limits: &UnpackLimits, emit: &mut 
         }
         if data.len() as u64 > limits.max_size {
             return emit(Event::Failed(format!(
-                "larger than {} MB and not plain or gzip XML; refused",
+                "larger than {} MB and not plain or gzip XML; refused (`--max-size` raises the limit)",
                 limits.max_size / 1024 / 1024
             )));
         }
         data
     };
-    for item in unpack(origin, &data, limits) {
-        match item {
-            Ok(item) => match item.content {
-                Content::Aggregate(xml) => read_xml_bytes(&item.origin, &xml, emit),
-                Content::Failure(raw) => match parse_failure(&raw) {
-                    Ok(report) => emit(Event::Failure { origin: item.origin, report: Box::new(report) }),
-                    Err(e) => emit(Event::Failed(format!("{}: {e}", item.origin))),
-                },
+    unpack_each(origin, &data, limits, &mut |item| match item {
+        Ok(item) => match item.content {
+            Content::Aggregate(xml) => read_xml_bytes(&item.origin, &xml, emit),
+            Content::Failure(raw) => match parse_failure(&raw) {
+                Ok(report) => emit(Event::Failure { origin: item.origin, report: Box::new(report) }),
+                Err(e) => emit(Event::Failed(format!("{}: {e}", item.origin))),
             },
-            Err(e) => emit(Event::Failed(e.to_string())),
-        }
-    }
+        },
+        Err(e) => emit(Event::Failed(e.to_string())),
+    });
 }
 
-/// A decompressing reader that fails, with the reason, once more than `limit` bytes have
-/// come out of it: a report past the limit is refused, not stored cut short.
-struct SizeLimited<R> {
+/// A reader that counts the bytes read through it (the compressed size, for the ratio).
+struct Counted<R> {
     inner: R,
-    left: u64,
-    limit: u64,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
 }
 
-impl<R> SizeLimited<R> {
-    fn new(inner: R, limit: u64) -> Self {
-        SizeLimited { inner, left: limit, limit }
-    }
-}
-
-impl<R: Read> Read for SizeLimited<R> {
+impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.left = self.left.checked_sub(n as u64).ok_or_else(|| std::io::Error::other(too_large(self.limit)))?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// A decompressing reader that fails, with the reason, at the first byte past the size
+/// limit or the compression ratio: a report past a limit is refused, not stored cut short.
+struct Limited<R> {
+    inner: R,
+    out: u64,
+    limits: UnpackLimits,
+    compressed: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R> Limited<R> {
+    fn new(inner: R, limits: &UnpackLimits, compressed: std::rc::Rc<std::cell::Cell<u64>>) -> Self {
+        Limited { inner, out: 0, limits: *limits, compressed }
+    }
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        if self.out > self.limits.max_size {
+            return Err(std::io::Error::other(too_large(self.limits.max_size)));
+        }
+        let compressed = self.compressed.get().max(1);
+        if self.out > 1024 * 1024 && self.out / compressed > self.limits.max_ratio {
+            return Err(std::io::Error::other(bomb(self.limits.max_ratio, compressed, self.out)));
+        }
         Ok(n)
     }
 }
 
 /// Applies one input's events to the store and keeps its outcome.
+/// How far in the future a report's period may end (reporters' clocks differ).
+const FUTURE_SLACK: i64 = 2 * 86_400;
+
 struct Applier {
     out: InputOutcome,
+    /// Why the report being read is refused before anything of it is stored.
+    refusal: Option<String>,
     /// The report being stored; `Some(false)` while a duplicate's records are skipped.
     open: Option<bool>,
     error: Option<StoreError>,
@@ -267,13 +307,26 @@ struct Applier {
 
 impl Applier {
     fn new(path: &str) -> Self {
-        Applier { out: InputOutcome { path: path.to_string(), ..Default::default() }, open: None, error: None }
+        Applier {
+            out: InputOutcome { path: path.to_string(), ..Default::default() },
+            refusal: None,
+            open: None,
+            error: None,
+        }
     }
 
     fn apply(&mut self, store: &mut Store, event: Event) {
         match event {
             Event::Begin { origin, header } => {
                 self.error = None;
+                self.refusal = None;
+                let end = header.metadata.end;
+                if end > crate::unix_now() + FUTURE_SLACK {
+                    self.refusal = Some(format!(
+                        "the report's period ends at {end} (seconds since 1970), in the future: a reporter's clock or a forgery; refused"
+                    ));
+                    return;
+                }
                 match store.begin_report(&header, &origin) {
                     Ok(new) => self.open = Some(new),
                     Err(e) => self.error = Some(e),
@@ -291,6 +344,10 @@ impl Applier {
             }
             Event::End { origin, result } => {
                 let open = self.open.take();
+                if let Some(refusal) = self.refusal.take() {
+                    store.abandon_report();
+                    return self.out.fail(format!("{origin}: {refusal}"));
+                }
                 match (result, self.error.take()) {
                     (Err(e), _) => {
                         store.abandon_report();
@@ -300,13 +357,16 @@ impl Applier {
                         store.abandon_report();
                         self.out.fail(format!("{origin}: {e}"));
                     }
-                    (Ok(()), None) => match open {
+                    (Ok(refused), None) => match open {
                         Some(false) => self.out.duplicates += 1,
                         Some(true) => match store.commit_report() {
                             Ok((records, messages)) => {
                                 self.out.reports += 1;
                                 self.out.records += records;
                                 self.out.messages += messages;
+                                for reason in refused {
+                                    self.out.fail(format!("{origin}: {reason}; that record was not stored"));
+                                }
                             }
                             Err(e) => self.out.fail(format!("{origin}: {e}")),
                         },
@@ -315,10 +375,15 @@ impl Applier {
                 }
             }
             Event::Failure { origin, report } => match store.store_failure(&report, &origin) {
-                Ok(()) => self.out.reports += 1,
+                Ok(crate::Stored::Duplicate) => self.out.duplicates += 1,
+                Ok(crate::Stored::New { .. }) => self.out.reports += 1,
                 Err(e) => self.out.fail(format!("{origin}: {e}")),
             },
             Event::Failed(message) => self.out.fail(message),
+            Event::Skipped(reason) => {
+                self.out.skipped = true;
+                self.out.error = Some(reason);
+            }
         }
     }
 
@@ -344,6 +409,17 @@ pub enum Input {
     Stdin,
     /// A file.
     File(PathBuf),
+    /// Something found that is not read: `failed` says whether that is a failure (a path
+    /// given that cannot be read) or a deliberate skip (a link to a directory, a FIFO met
+    /// in a directory).
+    NotRead {
+        /// The path.
+        path: String,
+        /// Why it is not read.
+        reason: String,
+        /// A failure (exit 1), or a skip.
+        failed: bool,
+    },
 }
 
 impl Input {
@@ -352,6 +428,7 @@ impl Input {
         match self {
             Input::Stdin => "-".into(),
             Input::File(p) => p.display().to_string(),
+            Input::NotRead { path, .. } => path.clone(),
         }
     }
 }
@@ -360,27 +437,31 @@ impl Input {
 const QUEUE: usize = 32;
 
 /// Ingests a batch: `workers` threads read and parse inputs while this thread stores them,
-/// in input order, one transaction per report. `on_outcome` sees each input's outcome in
-/// order, as soon as it is stored.
+/// in input order, one transaction per report. Inputs are taken from the iterator as the
+/// workers get to them (a directory walk is never listed whole first). `on_outcome` sees
+/// each input's outcome in order, as soon as it is stored.
 pub fn ingest_inputs(
     store: &mut Store,
-    inputs: &[Input],
+    inputs: impl Iterator<Item = Input> + Send,
     limits: &UnpackLimits,
     workers: usize,
     on_outcome: &mut dyn FnMut(InputOutcome),
 ) {
     enum Message {
         Event(Event),
-        Done,
+        Done(String),
     }
-    let workers = workers.clamp(1, inputs.len().max(1));
+    let workers = workers.max(1);
     std::thread::scope(|scope| {
         let mut receivers = Vec::with_capacity(workers);
-        for w in 0..workers {
+        let mut feeds = Vec::with_capacity(workers);
+        for _ in 0..workers {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Message>(QUEUE);
+            let (feed, work) = std::sync::mpsc::sync_channel::<Input>(1);
             receivers.push(rx);
+            feeds.push(feed);
             scope.spawn(move || {
-                for input in inputs.iter().skip(w).step_by(workers) {
+                for input in work {
                     let name = input.name();
                     let mut emit = |event| {
                         // The store side only hangs up when it stops altogether.
@@ -388,55 +469,173 @@ pub fn ingest_inputs(
                     };
                     match input {
                         Input::Stdin => read_input(&name, std::io::stdin(), limits, &mut emit),
-                        Input::File(path) => match std::fs::File::open(path) {
+                        Input::File(path) => match open_regular(&path) {
                             Ok(file) => read_input(&name, file, limits, &mut emit),
-                            Err(e) => emit(Event::Failed(format!("cannot read: {e}"))),
+                            Err(message) => emit(Event::Failed(message)),
                         },
+                        Input::NotRead { reason, failed: true, .. } => emit(Event::Failed(reason)),
+                        Input::NotRead { reason, failed: false, .. } => emit(Event::Skipped(reason)),
                     }
-                    if tx.send(Message::Done).is_err() {
+                    if tx.send(Message::Done(name)).is_err() {
                         return;
                     }
                 }
             });
         }
-        for (i, input) in inputs.iter().enumerate() {
-            let mut applier = Applier::new(&input.name());
+        // Inputs go round-robin to the workers; the store reads their results in the same
+        // order, so outcomes come out in input order.
+        let (order_tx, order_rx) = std::sync::mpsc::sync_channel::<usize>(workers * 2);
+        scope.spawn(move || {
+            for (i, input) in inputs.enumerate() {
+                if feeds[i % workers].send(input).is_err() || order_tx.send(i % workers).is_err() {
+                    return;
+                }
+            }
+        });
+        for worker in order_rx {
+            let mut applier: Option<Applier> = None;
             loop {
-                match receivers[i % workers].recv() {
-                    Ok(Message::Event(event)) => applier.apply(store, event),
-                    Ok(Message::Done) => break,
+                match receivers[worker].recv() {
+                    Ok(Message::Event(event)) => applier.get_or_insert_with(|| Applier::new("")).apply(store, event),
+                    Ok(Message::Done(name)) => {
+                        let mut a = applier.take().unwrap_or_else(|| Applier::new(&name));
+                        a.out.path = name;
+                        on_outcome(a.finish(store));
+                        break;
+                    }
                     Err(_) => {
-                        applier.apply(store, Event::Failed("the parsing thread stopped".into()));
+                        let mut a = applier.take().unwrap_or_else(|| Applier::new(""));
+                        a.apply(store, Event::Failed("the parsing thread stopped".into()));
+                        on_outcome(a.finish(store));
                         break;
                     }
                 }
             }
-            on_outcome(applier.finish(store));
         }
     });
 }
 
-/// Files under a path: the path itself, or every file below a directory, sorted.
-pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
-    if !path.is_dir() {
-        std::fs::metadata(path)?;
-        return Ok(vec![path.to_path_buf()]);
+/// Opens a file to read it as a report; anything but a regular file (a FIFO that may never
+/// be written, a device) is refused, since reading it could block the batch forever.
+fn open_regular(path: &Path) -> Result<std::fs::File, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "not a regular file ({}): give it as `-` on standard input to read it",
+            file_kind(&meta.file_type())
+        ));
     }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.is_file() {
-                out.push(p);
+    std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))
+}
+
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a file"
+    }
+}
+
+/// The inputs under the paths given, found lazily in name order: `-` is standard input, a
+/// file is itself, a directory is walked (each folder is read when the walk reaches it).
+/// Inside a directory, links to directories are not followed (a link back up would never
+/// end) and anything but a regular file is skipped; both are said as skipped inputs.
+pub fn walk(paths: &[PathBuf]) -> impl Iterator<Item = Input> + Send + use<> {
+    Walk { top: paths.iter().rev().cloned().collect(), stack: Vec::new() }
+}
+
+struct Walk {
+    top: Vec<PathBuf>,
+    /// Folders being walked: their entries not yet visited, in reverse name order.
+    stack: Vec<Vec<PathBuf>>,
+}
+
+impl Iterator for Walk {
+    type Item = Input;
+
+    fn next(&mut self) -> Option<Input> {
+        loop {
+            if let Some(entries) = self.stack.last_mut() {
+                let Some(path) = entries.pop() else {
+                    self.stack.pop();
+                    continue;
+                };
+                let name = path.display().to_string();
+                let Ok(link) = std::fs::symlink_metadata(&path) else {
+                    return Some(Input::NotRead { path: name, reason: "vanished while walking".into(), failed: true });
+                };
+                if link.is_dir() {
+                    if let Some(found) = self.enter(&path) {
+                        return Some(found);
+                    }
+                    continue;
+                }
+                let target = std::fs::metadata(&path);
+                return Some(match target {
+                    Ok(m) if m.is_file() => Input::File(path),
+                    Ok(m) if m.is_dir() => Input::NotRead {
+                        path: name,
+                        reason: "a symbolic link to a directory: not followed (give the directory itself to read it)"
+                            .into(),
+                        failed: false,
+                    },
+                    Ok(m) => Input::NotRead {
+                        path: name,
+                        reason: format!("{}: skipped", file_kind(&m.file_type())),
+                        failed: false,
+                    },
+                    Err(e) => Input::NotRead { path: name, reason: format!("cannot read: {e}"), failed: true },
+                });
+            }
+            let path = self.top.pop()?;
+            if path.as_os_str() == "-" {
+                return Some(Input::Stdin);
+            }
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => {
+                    if let Some(found) = self.enter(&path) {
+                        return Some(found);
+                    }
+                }
+                Ok(_) => return Some(Input::File(path)),
+                Err(e) => {
+                    return Some(Input::NotRead {
+                        path: path.display().to_string(),
+                        reason: format!("cannot read: {e}"),
+                        failed: true,
+                    });
+                }
             }
         }
     }
-    out.sort();
-    Ok(out)
+}
+
+impl Walk {
+    /// Starts walking a folder; an unreadable folder is the input returned.
+    fn enter(&mut self, dir: &Path) -> Option<Input> {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                paths.sort_by(|a, b| b.cmp(a));
+                self.stack.push(paths);
+                None
+            }
+            Err(e) => Some(Input::NotRead {
+                path: dir.display().to_string(),
+                reason: format!("cannot read this folder: {e}"),
+                failed: true,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -484,7 +683,7 @@ mod tests {
         let limits = UnpackLimits::default();
         let mut parallel = Store::open(&Location::Sqlite(dir.join("p.sqlite"))).unwrap();
         let mut got = Vec::new();
-        ingest_inputs(&mut parallel, &inputs, &limits, 3, &mut |o| got.push(o));
+        ingest_inputs(&mut parallel, inputs.clone().into_iter(), &limits, 3, &mut |o| got.push(o));
         let mut sequential = Store::open(&Location::Sqlite(dir.join("s.sqlite"))).unwrap();
         let want: Vec<InputOutcome> = inputs
             .iter()

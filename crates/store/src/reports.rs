@@ -12,8 +12,8 @@ const INSERT_REPORT: &str =
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
      ON CONFLICT (org_name, report_id, domain, begin_ts, end_ts) DO NOTHING RETURNING id";
 const INSERT_FAILURE: &str =
-    "INSERT INTO failures (domain, arrival_ts, source_ip, feedback_type, auth_failure, report, origin, ingested_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    "INSERT INTO failures (domain, arrival_ts, source_ip, feedback_type, auth_failure, report, origin, ingested_at, digest)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (digest) DO NOTHING";
 const SELECT_RECORDS: &str = "SELECT r.org_name, r.report_id, r.begin_ts, r.end_ts, r.schema, r.policy,
         c.source_ip, c.count, c.header_from, c.envelope_from, c.disposition, c.evaluated_dkim, c.evaluated_spf, c.dkim, c.spf
      FROM reports r JOIN records c ON c.report = r.id
@@ -303,11 +303,14 @@ impl Store {
         Ok(Stored::New { records, messages })
     }
 
-    /// Stores one failure report.
-    pub fn store_failure(&mut self, report: &FailureReport, origin: &str) -> Result<(), StoreError> {
+    /// Stores one failure report, once: the same report again (the same content, from
+    /// wherever it came) is [`Stored::Duplicate`].
+    pub fn store_failure(&mut self, report: &FailureReport, origin: &str) -> Result<Stored, StoreError> {
+        use sha2::Digest;
         let json = serde_json::to_string(report).unwrap_or_default();
+        let digest: String = sha2::Sha256::digest(json.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
         let domain = report.reported_domain.first().map(String::as_str);
-        self.write(|conn| {
+        let inserted = self.write(|conn| {
             conn.execute(
                 INSERT_FAILURE,
                 &[
@@ -319,10 +322,11 @@ impl Store {
                     json.as_str().into(),
                     origin.into(),
                     unix_now().into(),
+                    digest.as_str().into(),
                 ],
             )
         })?;
-        Ok(())
+        Ok(if inserted == 0 { Stored::Duplicate } else { Stored::New { records: 0, messages: 0 } })
     }
 
     /// Every record of reports for `domain` whose period ends after `since`.

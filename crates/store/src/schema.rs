@@ -24,6 +24,9 @@ const MIGRATIONS: &[&str] = &[
         id {id}, domain TEXT, arrival_ts BIGINT, source_ip TEXT,
         feedback_type TEXT NOT NULL, auth_failure TEXT, report TEXT NOT NULL,
         origin TEXT NOT NULL, ingested_at BIGINT NOT NULL);",
+    // A failure report is stored once: the SHA-256 of its parsed content is its key.
+    "ALTER TABLE failures ADD COLUMN digest TEXT;
+     CREATE UNIQUE INDEX failures_digest ON failures(digest);",
 ];
 
 /// A migration's text for one dialect.

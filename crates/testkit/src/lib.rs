@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A path under the repository's `testdata/` folder (third-party test data, with licences).
@@ -140,4 +141,43 @@ pub fn databases(dir: &Path, name: &str) -> Vec<TestDb> {
         Err(e) => unavailable("PostgreSQL", &e),
     }
     dbs
+}
+
+/// Gzip of `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap_or_else(|e| panic!("gzip: {e}"));
+    e.finish().unwrap_or_else(|e| panic!("gzip: {e}"))
+}
+
+/// A zip archive holding `members` (deflated).
+pub fn zip(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in members {
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        w.start_file(*name, options).unwrap_or_else(|e| panic!("zip: {e}"));
+        w.write_all(data).unwrap_or_else(|e| panic!("zip: {e}"));
+    }
+    w.finish().unwrap_or_else(|e| panic!("zip: {e}")).into_inner()
+}
+
+/// A zip archive whose central directory lists one deflated member `copies` times, each
+/// entry pointing at the same data (a classic bomb: a small file, many large members).
+pub fn zip_with_repeated_entry(name: &str, data: &[u8], copies: u16) -> Vec<u8> {
+    let one = zip(&[(name, data)]);
+    let eocd = one.len() - 22;
+    assert_eq!(&one[eocd..eocd + 4], b"PK\x05\x06", "a plain end of central directory");
+    let le32 = |at: usize| u32::from_le_bytes([one[at], one[at + 1], one[at + 2], one[at + 3]]) as usize;
+    let (cd_size, cd_start) = (le32(eocd + 12), le32(eocd + 16));
+    let entry = &one[cd_start..cd_start + cd_size];
+    let mut out = one[..cd_start].to_vec();
+    for _ in 0..copies {
+        out.extend_from_slice(entry);
+    }
+    let mut end = one[eocd..].to_vec();
+    end[8..10].copy_from_slice(&copies.to_le_bytes());
+    end[10..12].copy_from_slice(&copies.to_le_bytes());
+    end[12..16].copy_from_slice(&((cd_size * copies as usize) as u32).to_le_bytes());
+    out.extend_from_slice(&end);
+    out
 }

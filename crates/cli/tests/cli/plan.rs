@@ -238,11 +238,18 @@ fn table_names_every_record_and_the_ses_call() {
 }
 
 #[test]
+fn names_outside_the_public_suffix_list_are_planned_with_a_warning() {
+    let out = ok(&["plan", "lab.example.notatld", "--region", "us-east-1"]);
+    assert!(out.contains("_dmarc.lab.example.notatld"), "{out}");
+    assert!(out.contains("not a top-level domain on the public suffix list"), "{out}");
+    assert!(out.contains("[domain-suffix-unknown]"), "{out}");
+}
+
+#[test]
 fn bad_input_exits_2_and_says_what_to_type() {
     let cases: &[(&[&str], &str)] = &[
         (&["plan", "example", "--region", "us-east-1"], "example.com"),
         (&["plan", "exa mple.com", "--region", "us-east-1"], "not a domain name"),
-        (&["plan", "example.notatld", "--region", "us-east-1"], "public suffix list"),
         (&["plan", "co.uk", "--region", "us-east-1"], "public suffix"),
         (&["plan", "example.com", "--region", "us-east1"], "did you mean us-east-1"),
         (&["plan", "example.com", "--region", "us-east-1", "--mail-from", "example.com"], "--mail-from mail"),

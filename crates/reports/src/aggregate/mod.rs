@@ -7,6 +7,7 @@
 //! stray elements such as `<xs:schema>`, invalid UTF-8, fractional timestamps); strict
 //! where it matters: a DOCTYPE (and so any entity declaration) is refused.
 
+mod encoding;
 mod lossy_utf8;
 mod parser;
 
@@ -117,24 +118,126 @@ impl AggregateReport {
     }
 }
 
+/// Where in a document something is: the byte offset, and the line and column (1-based)
+/// when the document was read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// Bytes from the start of the (decoded) document.
+    pub byte: u64,
+    /// Line and column, when known.
+    pub line_column: Option<(u64, u64)>,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line_column {
+            Some((line, column)) => write!(f, "line {line}, column {column}"),
+            None => write!(f, "byte {}", self.byte),
+        }
+    }
+}
+
+impl Position {
+    pub(crate) fn at(byte: u64) -> Position {
+        Position { byte, line_column: None }
+    }
+
+    /// Fills in the line and column from the document's text.
+    pub(crate) fn locate(&mut self, text: &str) {
+        let end = (self.byte as usize).min(text.len());
+        let before = &text.as_bytes()[..end];
+        let line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        let start = before.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+        let column = String::from_utf8_lossy(&before[start..]).chars().count() as u64 + 1;
+        self.line_column = Some((line, column));
+    }
+}
+
+/// Why a document is not a report that can be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// A DOCTYPE (and so possibly entity declarations).
     #[error("refused: the XML has a DOCTYPE declaration (entity definitions can expand without bound)")]
     Doctype,
-    #[error("not a DMARC aggregate report: the root element is <{0}>, not <feedback>")]
+    /// XML, but not an aggregate report.
+    #[error("not a DMARC aggregate report: no <feedback> element (the root element is <{0}>)")]
     NotAggregate(String),
+    /// No element at all.
     #[error("not a DMARC aggregate report: no XML element found")]
     Empty,
-    #[error("malformed XML at byte {at}: {message}")]
-    Xml { at: u64, message: String },
+    /// The XML reader gave up.
+    #[error("malformed XML at {at}: {message}")]
+    Xml {
+        /// Where.
+        at: Position,
+        /// What the reader said.
+        message: String,
+    },
+    /// Something the XML reader accepts but a report cannot hold (a `<` in a text, an
+    /// undefined entity, a NUL or surrogate character reference).
+    #[error("malformed XML at {at}: {message}")]
+    Malformed {
+        /// Where.
+        at: Position,
+        /// What is wrong.
+        message: String,
+    },
+    /// Elements nested deeper than the limit.
     #[error("XML nested deeper than {0} elements")]
     TooDeep(usize),
+    /// A text longer than the limit.
     #[error("an XML text of more than {0} bytes")]
     TextTooLong(usize),
+    /// A required element is missing.
     #[error("the report has no {0}")]
     Missing(&'static str),
-    #[error("the XML ends before </feedback>: the report is truncated")]
-    Truncated,
+    /// The document ends with elements still open.
+    #[error(
+        "the XML ends before </feedback>: <{open}>, opened at {at}, is never closed (the report is cut short, or that element is left open)"
+    )]
+    Truncated {
+        /// The innermost element left open.
+        open: String,
+        /// Where it was opened.
+        at: Position,
+    },
+    /// An element that identifies the report appears twice.
+    #[error("two <{element}> elements (the second at {at}): which one is meant cannot be known; refused")]
+    Duplicate {
+        /// The element.
+        element: String,
+        /// Where the second one is.
+        at: Position,
+    },
+    /// A second `<feedback>` after the first ended: two reports in one document.
+    #[error(
+        "a second <feedback> at {at}: two reports in one document (two gzip members?); store them as separate files"
+    )]
+    SecondReport {
+        /// Where it starts.
+        at: Position,
+    },
+    /// The report's period cannot be right.
+    #[error("the report period is impossible: {0}")]
+    BadPeriod(String),
+    /// The document's encoding cannot be read.
+    #[error("{0}")]
+    Encoding(String),
+}
+
+impl ReportError {
+    /// Fills in line and column from the document's text.
+    pub(crate) fn locate(mut self, text: &str) -> Self {
+        match &mut self {
+            ReportError::Xml { at, .. }
+            | ReportError::Malformed { at, .. }
+            | ReportError::Truncated { at, .. }
+            | ReportError::Duplicate { at, .. }
+            | ReportError::SecondReport { at } => at.locate(text),
+            _ => {}
+        }
+        self
+    }
 }
 
 /// Bounds on what one document may do.

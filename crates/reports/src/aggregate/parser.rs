@@ -43,6 +43,47 @@ struct State {
     record: Option<ReportRecord>,
     record_problem: Option<String>,
     saw_root: bool,
+    /// Header elements seen, as (parent, element): one that identifies the report twice
+    /// refuses the report.
+    header_seen: Vec<(Tag, Tag)>,
+    /// The current record's elements seen, as (parent, element).
+    record_seen: Vec<(Tag, Tag)>,
+}
+
+/// The most messages one record may count: one source IP cannot send more in a report's
+/// period, and sums over any realistic store then stay far from overflowing.
+pub(crate) const MAX_RECORD_COUNT: u64 = u32::MAX as u64;
+
+/// The earliest and latest report period accepted: 1970 (the RFC's own samples are dated
+/// 1975 and 1979) to 2106-02-07, the end of unsigned 32-bit time. Periods in the future are
+/// refused when a report is stored, against the clock.
+const EARLIEST: i64 = 0;
+const LATEST: i64 = u32::MAX as i64;
+/// The longest report period accepted.
+const MAX_PERIOD: i64 = 90 * 86_400;
+
+/// Header elements that identify the report or its policy: twice is a refusal.
+fn identifies_report(parent: Tag, field: Tag) -> bool {
+    use Tag as T;
+    matches!(
+        (parent, field),
+        (T::ReportMetadata, T::OrgName | T::ReportId | T::DateRange)
+            | (T::DateRange, T::Begin | T::End)
+            | (T::PolicyPublished, T::Domain | T::P | T::Sp | T::Np | T::Pct | T::Adkim | T::Aspf | T::Testing)
+            | (T::Feedback, T::ReportMetadata | T::PolicyPublished)
+    )
+}
+
+/// Record elements whose second copy makes the record ambiguous.
+fn identifies_record(parent: Tag, field: Tag) -> bool {
+    use Tag as T;
+    matches!(
+        (parent, field),
+        (T::Record, T::Row | T::Identifiers)
+            | (T::Row, T::SourceIp | T::Count | T::PolicyEvaluated)
+            | (T::PolicyEvaluated, T::Disposition)
+            | (T::Identifiers, T::HeaderFrom)
+    )
 }
 
 /// Element names the parser knows, interned without allocation (case-insensitive).
@@ -214,8 +255,15 @@ impl State {
                 r.source_ip = text.trim().parse().ok();
             }
             [T::Feedback, T::Record, T::Row, T::Count] => match text.trim().parse::<u64>() {
-                Ok(n) => r.count = n,
-                Err(_) => self.record_problem = Some(format!("count `{}` is not a number", text.trim())),
+                Ok(n) if n <= MAX_RECORD_COUNT => r.count = n,
+                Ok(n) => {
+                    self.record_problem.get_or_insert(format!(
+                        "count {n} is more than one source can send in a report's period (at most {MAX_RECORD_COUNT})"
+                    ));
+                }
+                Err(_) => {
+                    self.record_problem.get_or_insert(format!("count `{}` is not a number", text.trim()));
+                }
             },
             [T::Feedback, T::Record, T::Row, T::PolicyEvaluated, field] => match *field {
                 T::Disposition => r.disposition = lower_opt(text),
@@ -318,20 +366,31 @@ pub fn parse_streaming<R: BufRead>(
 }
 
 /// Parses a report read as a stream into a [`ReportSink`]: constant memory whatever the
-/// size. Invalid UTF-8 is repaired on the fly.
+/// size. The encoding comes from the byte-order mark or the XML declaration; invalid
+/// UTF-8 is repaired on the fly.
 pub fn parse_into<R: BufRead>(
-    input: R,
+    mut input: R,
     limits: Limits,
     sink: &mut dyn ReportSink,
 ) -> Result<ReportHeader, ReportError> {
-    let mut reader = Reader::from_reader(LossyUtf8::new(input));
+    let head = input.fill_buf().map_err(|e| ReportError::Xml { at: Position::at(0), message: e.to_string() })?;
+    match encoding::detect(head)? {
+        encoding::Detected::Utf8 => parse_reader(LossyUtf8::new(input), limits, sink),
+        other => parse_reader(LossyUtf8::new(encoding::Transcoder::new(input, other)), limits, sink),
+    }
+}
+
+fn parse_reader<R: BufRead>(input: R, limits: Limits, sink: &mut dyn ReportSink) -> Result<ReportHeader, ReportError> {
+    let mut reader = Reader::from_reader(input);
     configure(&mut reader);
     let mut parser = Parser::new(limits, sink);
     let mut buf = Vec::new();
     loop {
         let at = reader.buffer_position();
-        let event = reader.read_event_into(&mut buf).map_err(|e| ReportError::Xml { at, message: e.to_string() })?;
-        if parser.event(event)? {
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| ReportError::Xml { at: Position::at(at), message: e.to_string() })?;
+        if parser.event(event, at)? {
             break;
         }
         buf.clear();
@@ -340,20 +399,21 @@ pub fn parse_into<R: BufRead>(
 }
 
 /// Parses a report held in memory into a [`ReportSink`]: the same as [`parse_into`],
-/// without copying the document through a buffer. Invalid UTF-8 is repaired first.
+/// without copying the document through a buffer; errors give line and column.
 pub fn parse_bytes_into(data: &[u8], limits: Limits, sink: &mut dyn ReportSink) -> Result<ReportHeader, ReportError> {
-    // `from_utf8` checks valid text much faster than `from_utf8_lossy` does.
-    let text = match std::str::from_utf8(data) {
-        Ok(text) => std::borrow::Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(data),
-    };
-    let mut reader = Reader::from_str(&text);
+    let text = encoding::decode_all(data)?;
+    parse_text(&text, limits, sink).map_err(|e| e.locate(&text))
+}
+
+fn parse_text(text: &str, limits: Limits, sink: &mut dyn ReportSink) -> Result<ReportHeader, ReportError> {
+    let mut reader = Reader::from_str(text);
     configure(&mut reader);
     let mut parser = Parser::new(limits, sink);
     loop {
         let at = reader.buffer_position();
-        let event = reader.read_event().map_err(|e| ReportError::Xml { at, message: e.to_string() })?;
-        if parser.event(event)? {
+        let event =
+            reader.read_event().map_err(|e| ReportError::Xml { at: Position::at(at), message: e.to_string() })?;
+        if parser.event(event, at)? {
             break;
         }
     }
@@ -365,11 +425,38 @@ fn configure<R>(reader: &mut Reader<R>) {
     reader.config_mut().check_end_names = false;
 }
 
+/// The DMARC report namespaces (RFC 9990's, and its drafts'): elements in another
+/// namespace are not the report's, whatever their local name.
+fn is_report_namespace(uri: &str) -> bool {
+    matches!(
+        uri.trim(),
+        "urn:ietf:params:xml:ns:dmarc-2.0" | "http://dmarc.org/dmarc-xml/0.1" | "http://dmarc.org/dmarc-xml/0.2"
+    )
+}
+
 /// The event handling shared by both readers.
 struct Parser<'s> {
     limits: Limits,
     sink: &'s mut dyn ReportSink,
+    /// Every open element, outermost first; elements before and around `<feedback>`
+    /// (stray wrappers such as `<xs:schema>`) included.
     path: Vec<Tag>,
+    /// Where each open element started.
+    opened: Vec<u64>,
+    /// Each open element's name as written (for messages).
+    names: Vec<String>,
+    /// Namespace prefixes declared by open elements: (depth, prefix, a report namespace).
+    prefixes: Vec<(usize, String, bool)>,
+    /// The depth of the first element outside the report's namespaces, if one is open.
+    foreign_from: Option<usize>,
+    /// Where `<feedback>` is in `path`, once found.
+    root: Option<usize>,
+    /// The default namespace `<feedback>` declares (the report's, whatever it is).
+    report_default: Option<String>,
+    /// The `<feedback>` element has ended.
+    ended: bool,
+    /// The first element's name, for the message when there is no `<feedback>`.
+    first_element: Option<String>,
     text: String,
     state: State,
     record_index: usize,
@@ -382,54 +469,130 @@ impl<'s> Parser<'s> {
             limits,
             sink,
             path: Vec::new(),
+            opened: Vec::new(),
+            names: Vec::new(),
+            prefixes: Vec::new(),
+            foreign_from: None,
+            root: None,
+            report_default: None,
+            ended: false,
+            first_element: None,
             text: String::new(),
             state: State {
                 header: ReportHeader { schema: "rfc7489", ..Default::default() },
                 record: None,
                 record_problem: None,
                 saw_root: false,
+                header_seen: Vec::new(),
+                record_seen: Vec::new(),
             },
             record_index: 0,
             header_sent: false,
         }
     }
 
-    /// Handles one event; true at the end of the document.
-    fn event(&mut self, event: Event<'_>) -> Result<bool, ReportError> {
+    /// The path from `<feedback>` down (empty outside it).
+    fn report_path(&self) -> &[Tag] {
+        match self.root {
+            Some(r) if self.path.len() > r => &self.path[r..],
+            _ => &[],
+        }
+    }
+
+    /// Whether an element with this name and attributes belongs to the report: inside
+    /// `<feedback>`, an element in another namespace than the report's (a prefix bound
+    /// elsewhere, or a default namespace changed to another) is not, whatever its local name.
+    fn in_report_namespace(&self, e: &quick_xml::events::BytesStart<'_>) -> bool {
+        let ours = |uri: &str| is_report_namespace(uri) || self.report_default.as_deref() == Some(uri.trim());
+        let name = e.name();
+        match name.prefix() {
+            None => {
+                if self.root.is_none() {
+                    return true;
+                }
+                let declared = e.attributes().flatten().find(|a| a.key.as_ref() == "xmlns");
+                declared.is_none_or(|a| ours(a.value.as_ref()))
+            }
+            Some(p) => {
+                let p = p.as_ref();
+                let declared_here =
+                    e.attributes().flatten().find(|a| a.key.as_ref().strip_prefix("xmlns:").is_some_and(|d| d == p));
+                match declared_here {
+                    Some(a) => ours(a.value.as_ref()),
+                    None => self.prefixes.iter().rev().find(|(_, q, _)| q == p).is_some_and(|(_, _, ok)| *ok),
+                }
+            }
+        }
+    }
+
+    /// Handles one event that started at byte `at`; true at the end of the document.
+    fn event(&mut self, event: Event<'_>, at: u64) -> Result<bool, ReportError> {
         match event {
             Event::DocType(_) => return Err(ReportError::Doctype),
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let self_closing = matches!(event, Event::Empty(_));
+                let raw_name = e.name();
+                let written = raw_name.as_ref().to_string();
+                if written.contains(['<', '&', '"']) {
+                    return Err(ReportError::Malformed {
+                        at: Position::at(at),
+                        message: format!(
+                            "`<{written}>` is not an element name: a `<` inside a text (it must be written &lt;), or a tag left unfinished"
+                        ),
+                    });
+                }
+                self.first_element.get_or_insert_with(|| written.to_ascii_lowercase());
+                let depth = self.path.len();
+                for attr in e.attributes().flatten() {
+                    if let Some(p) = attr.key.as_ref().strip_prefix("xmlns:") {
+                        let uri = attr.value.as_ref().trim();
+                        let ours = is_report_namespace(uri) || self.report_default.as_deref() == Some(uri);
+                        self.prefixes.push((depth, p.to_string(), ours));
+                    }
+                }
+                let ours = self.in_report_namespace(e);
+                if self.root.is_some() && self.foreign_from.is_none() && !ours {
+                    self.foreign_from = Some(depth);
+                }
                 let local_name = e.local_name();
                 let local = local_name.as_ref();
-                let tag = Tag::of(local);
-                if self.path.is_empty() {
-                    if tag != Tag::Feedback {
-                        return Err(ReportError::NotAggregate(local.to_ascii_lowercase()));
-                    }
-                    self.state.saw_root = true;
-                    for attr in e.attributes().flatten() {
-                        // The RFC's namespace, and the one its drafts used.
-                        if matches!(
-                            attr.value.as_ref(),
-                            "urn:ietf:params:xml:ns:dmarc-2.0" | "http://dmarc.org/dmarc-xml/0.2"
-                        ) {
-                            self.state.header.schema = "rfc9990";
+                let mut tag = if self.foreign_from.is_some() || !ours { Tag::Other } else { Tag::of(local) };
+                if self.root.is_none() {
+                    if tag == Tag::Feedback {
+                        if self.ended {
+                            return Err(ReportError::SecondReport { at: Position::at(at) });
                         }
+                        self.root = Some(depth);
+                        self.state.saw_root = true;
+                        self.report_default = e
+                            .attributes()
+                            .flatten()
+                            .find(|a| a.key.as_ref() == "xmlns")
+                            .map(|a| a.value.as_ref().trim().to_string());
+                        for attr in e.attributes().flatten() {
+                            // The RFC's namespace, and the one its drafts used.
+                            if matches!(
+                                attr.value.as_ref(),
+                                "urn:ietf:params:xml:ns:dmarc-2.0" | "http://dmarc.org/dmarc-xml/0.2"
+                            ) {
+                                self.state.header.schema = "rfc9990";
+                            }
+                        }
+                    } else {
+                        // Outside the report (a stray wrapper): nothing in it is the report's.
+                        tag = Tag::Other;
                     }
                 }
                 self.path.push(tag);
+                self.opened.push(at);
+                self.names.push(written);
                 if self.path.len() > self.limits.max_depth {
                     return Err(ReportError::TooDeep(self.limits.max_depth));
                 }
-                if !self.header_sent && self.path.len() == 2 && tag == Tag::Record {
-                    self.header_sent = true;
-                    self.sink.header(&self.state.header);
-                }
-                self.state.start(&self.path);
+                self.opened_element(at)?;
                 self.text.clear();
                 if self_closing {
-                    self.close();
+                    self.close(at)?;
                 }
             }
             Event::Text(t) => {
@@ -441,46 +604,123 @@ impl<'s> Parser<'s> {
             Event::CData(t) => self.text.push_str(&t),
             Event::GeneralRef(r) => {
                 if r.is_char_ref() {
-                    if let Ok(Some(c)) = r.resolve_char_ref() {
-                        self.text.push(c);
+                    match r.resolve_char_ref() {
+                        Ok(Some(c)) if c != '\0' => self.text.push(c),
+                        _ => {
+                            return Err(ReportError::Malformed {
+                                at: Position::at(at),
+                                message: format!(
+                                    "`&{};` is not a character XML allows (NUL, a surrogate, or out of range)",
+                                    &*r
+                                ),
+                            });
+                        }
                     }
                 } else if let Some(c) = named_entity(&r) {
                     self.text.push(c);
                 } else {
-                    self.text.push('&');
-                    self.text.push_str(&r);
-                    self.text.push(';');
+                    return Err(ReportError::Malformed {
+                        at: Position::at(at),
+                        message: format!(
+                            "`&{};` is not an entity XML defines (only &amp; &lt; &gt; &quot; &apos;); a bare `&` must be written &amp;",
+                            &*r
+                        ),
+                    });
                 }
             }
-            Event::End(_) => self.close(),
+            Event::End(_) => self.close(at)?,
             Event::Eof => return Ok(true),
             _ => {}
         }
         Ok(false)
     }
 
-    fn close(&mut self) {
-        let Some(&last) = self.path.last() else { return };
-        self.state.assign(&self.path, &self.text);
+    /// Bookkeeping when an element opens: records start, duplicates are caught.
+    fn opened_element(&mut self, at: u64) -> Result<(), ReportError> {
+        let rel = self.report_path().to_vec();
+        if rel.len() >= 2 {
+            let (parent, tag) = (rel[rel.len() - 2], rel[rel.len() - 1]);
+            let in_record = rel.len() > 2 && rel[1] == Tag::Record;
+            if in_record {
+                if identifies_record(parent, tag) {
+                    if self.state.record_seen.contains(&(parent, tag)) {
+                        self.state.record_problem.get_or_insert(format!(
+                            "two <{}> elements",
+                            self.names.last().cloned().unwrap_or_default()
+                        ));
+                    }
+                    self.state.record_seen.push((parent, tag));
+                }
+            } else if identifies_report(parent, tag) {
+                if self.state.header_seen.contains(&(parent, tag)) {
+                    return Err(ReportError::Duplicate {
+                        element: self.names.last().cloned().unwrap_or_default().to_ascii_lowercase(),
+                        at: Position::at(at),
+                    });
+                }
+                self.state.header_seen.push((parent, tag));
+            }
+        }
+        if !self.header_sent && rel.len() == 2 && rel[1] == Tag::Record {
+            self.header_sent = true;
+            self.sink.header(&self.state.header);
+        }
+        if rel.len() == 2 && rel[1] == Tag::Record {
+            self.state.record_seen.clear();
+        }
+        self.state.start(&rel);
+        Ok(())
+    }
+
+    fn close(&mut self, _at: u64) -> Result<(), ReportError> {
+        let Some(&last) = self.path.last() else { return Ok(()) };
+        let rel = self.report_path().to_vec();
+        self.state.assign(&rel, &self.text);
         self.text.clear();
-        if self.path.len() == 2 && last == Tag::Record {
+        if rel.len() == 2 && last == Tag::Record {
             self.record_index += 1;
             if let Some(r) = self.state.record.take() {
-                match self.state.record_problem.take() {
+                let seen = |p, t| self.state.record_seen.contains(&(p, t));
+                let missing = if !seen(Tag::Row, Tag::Count) {
+                    Some("no <count>".to_string())
+                } else if !seen(Tag::Row, Tag::SourceIp) {
+                    Some("no <source_ip>".to_string())
+                } else {
+                    None
+                };
+                match self.state.record_problem.take().or(missing) {
                     Some(problem) => self.state.header.skipped.push(format!("record {}: {problem}", self.record_index)),
                     None => self.sink.record(r),
                 }
             }
         }
+        if self.root == Some(self.path.len() - 1) {
+            self.root = None;
+            self.ended = true;
+        }
+        if self.foreign_from == Some(self.path.len() - 1) {
+            self.foreign_from = None;
+        }
+        let depth = self.path.len() - 1;
+        self.prefixes.retain(|(d, _, _)| *d < depth);
         self.path.pop();
+        self.opened.pop();
+        self.names.pop();
+        Ok(())
     }
 
     fn finish(self) -> Result<ReportHeader, ReportError> {
         if !self.state.saw_root {
-            return Err(ReportError::Empty);
+            return Err(match self.first_element {
+                Some(name) => ReportError::NotAggregate(name),
+                None => ReportError::Empty,
+            });
         }
-        if !self.path.is_empty() {
-            return Err(ReportError::Truncated);
+        if let Some(r) = self.root {
+            // Inside <feedback>: the innermost element left open says where.
+            let open = self.names.len() - 1;
+            let _ = r;
+            return Err(ReportError::Truncated { open: self.names[open].clone(), at: Position::at(self.opened[open]) });
         }
         let mut h = self.state.header;
         if h.version.as_deref().is_some_and(|v| v.trim().starts_with('2')) {
@@ -491,6 +731,26 @@ impl<'s> Parser<'s> {
         }
         if h.policy.domain.is_empty() {
             return Err(ReportError::Missing("policy_published/domain"));
+        }
+        let (begin, end) = (h.metadata.begin, h.metadata.end);
+        if !self.state.header_seen.contains(&(Tag::DateRange, Tag::Begin))
+            || !self.state.header_seen.contains(&(Tag::DateRange, Tag::End))
+        {
+            return Err(ReportError::Missing("report_metadata/date_range (begin and end)"));
+        }
+        if !(EARLIEST..=LATEST).contains(&begin) || !(EARLIEST..=LATEST).contains(&end) {
+            return Err(ReportError::BadPeriod(format!(
+                "begin {begin} and end {end} must be seconds since 1970, at most 4294967295 (the year 2106)"
+            )));
+        }
+        if end < begin {
+            return Err(ReportError::BadPeriod(format!("it ends ({end}) before it begins ({begin})")));
+        }
+        if end - begin > MAX_PERIOD {
+            return Err(ReportError::BadPeriod(format!(
+                "{} days long; reports cover a day or so, at most 90 days are accepted",
+                (end - begin) / 86_400
+            )));
         }
         if !self.header_sent {
             self.sink.header(&h);

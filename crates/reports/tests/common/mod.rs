@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use ses_dmarc_reports::AggregateReport;
+use ses_dmarc_reports::aggregate::ReportError;
+use ses_dmarc_reports::{AggregateReport, parse_bytes};
 use std::path::PathBuf;
 
 pub(crate) fn corpus(dir: &str) -> PathBuf {
@@ -51,4 +52,17 @@ pub(crate) fn assert_matches_oracle(report: &AggregateReport, o: &Value, name: &
             assert_eq!(s.result, lc(&es["result"]), "{name}");
         }
     }
+}
+
+/// Parses with both readers (streamed through a buffer, and borrowed from memory) and
+/// checks that they agree: the same report, or the same kind of error.
+pub(crate) fn parse(data: &[u8]) -> Result<AggregateReport, ReportError> {
+    let streamed = ses_dmarc_reports::parse(std::io::BufReader::with_capacity(4096, data));
+    let in_memory = parse_bytes(data);
+    match (&streamed, &in_memory) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b),
+        (Err(a), Err(b)) => assert_eq!(std::mem::discriminant(a), std::mem::discriminant(b), "{a} / {b}"),
+        (a, b) => panic!("the readers disagree: {a:?} / {b:?}"),
+    }
+    streamed
 }
