@@ -250,6 +250,14 @@ findings! {
         "A note on a record",
         "Something worth knowing that needs no change: testing mode, a partial pct, no `all` term.",
         "Nothing to do.";
+    DOMAIN_NOT_FOUND = "domain-not-found", Error, AnyRecord,
+        "The domain does not exist",
+        "DNS answers NXDOMAIN for the domain itself: nothing can be published under a name that does not exist, so every record is missing for one reason.",
+        "Check the spelling; a new domain needs its delegation (NS records at the registrar) first.";
+    REGION_ASSUMED = "region-assumed", Info, MailFrom,
+        "The SES region was taken from the MAIL FROM MX",
+        "Without `--region` the region is read from the MAIL FROM MX (its feedback host names one); the DKIM signing zone and the fixes follow that region.",
+        "Pass `--region` to check against the regions you send from.";
     DNS_LOOKUP_FAILED = "dns-lookup-failed", Unknown, AnyRecord,
         "A DNS lookup failed",
         "The answer could not be had (SERVFAIL, REFUSED, timeout): the checks that need it are unknown, not failed, and nothing is reported missing because of it.",

@@ -89,6 +89,8 @@ fn cases() -> Vec<(&'static str, Option<&'static str>, Expectations)> {
         ("lint", Some("spf-lint"), std()),
         ("lint", Some("record-note"), std()),
         ("apex-spf-none", Some("spf-missing"), std()),
+        ("no-such-domain", Some("domain-not-found"), std()),
+        ("dkim-region", Some("region-assumed"), with(&|e| e.regions.clear())),
         (
             "byodkim",
             None,
@@ -141,6 +143,14 @@ fn every_fixture_gives_its_findings() {
                 assert_eq!(report.judgement.verdict.ses_mail_passes_dmarc, Some(true), "{case}");
             }
         }
+        let no_fix: Vec<&str> = report
+            .judgement
+            .findings
+            .iter()
+            .filter(|f| matches!(f.severity, FindingSeverity::Error | FindingSeverity::Warning) && f.fix.is_none())
+            .map(|f| f.code)
+            .collect();
+        assert!(no_fix.is_empty(), "{case}: error and warning findings without a fix: {no_fix:?}");
         seen_codes.extend(codes.iter().map(|c| c.to_string()));
         let name = if no_expectations { format!("{case}-no-expectations") } else { case.to_string() };
         if snapshotted.insert(name.clone()) {

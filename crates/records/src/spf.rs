@@ -608,6 +608,106 @@ impl SpfRecord {
     }
 }
 
+/// Whether a term as written is an `all` mechanism, whatever its qualifier.
+fn is_all_term(term: &str) -> bool {
+    term.trim_start_matches(['+', '-', '~', '?']).eq_ignore_ascii_case("all")
+}
+
+/// One SPF record from several published at one name (receivers return permerror for
+/// two): every term of each, once, in order, then the `all` (or `redirect=`) of the first
+/// that has one. `None` when none of them is SPF.
+pub fn merge(texts: &[&str]) -> Option<String> {
+    let mut terms: Vec<&str> = Vec::new();
+    let mut last: Option<&str> = None;
+    let mut any = false;
+    for text in texts.iter().filter(|t| is_spf1(t)) {
+        any = true;
+        for term in text.split_ascii_whitespace().skip(1) {
+            let redirect = term.len() >= 9 && term[..9].eq_ignore_ascii_case("redirect=");
+            if is_all_term(term) || redirect {
+                last = last.or(Some(term));
+            } else if !terms.iter().any(|t| t.eq_ignore_ascii_case(term)) {
+                terms.push(term);
+            }
+        }
+    }
+    if !any {
+        return None;
+    }
+    let mut out = String::from("v=spf1");
+    for t in terms.iter().copied().chain(last) {
+        out.push(' ');
+        out.push_str(t);
+    }
+    Some(out)
+}
+
+/// Edit distance with transpositions (optimal string alignment), for spelling repairs.
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The record with the term at byte `at` put right: a misspelled mechanism or modifier
+/// name corrected (`inlcude:` → `include:`), anything else unreadable left out. `None`
+/// when `at` is not inside a term.
+pub fn repair(text: &str, at: usize) -> Option<String> {
+    const NAMES: &[&str] = &["include", "all", "a", "mx", "ptr", "ip4", "ip6", "exists", "redirect", "exp"];
+    let mut out = Vec::new();
+    let mut found = false;
+    let mut offset = 0;
+    for token in text.split(' ') {
+        let (start, end) = (offset, offset + token.len());
+        offset = end + 1;
+        if token.is_empty() {
+            continue;
+        }
+        if !(start <= at && at < end.max(start + 1)) || found {
+            out.push(token.to_string());
+            continue;
+        }
+        found = true;
+        let body = token.trim_start_matches(['+', '-', '~', '?']);
+        let qualifier = &token[..token.len() - body.len()];
+        let split = body.find([':', '=', '/']).unwrap_or(body.len());
+        let (name, rest) = body.split_at(split);
+        let lower = name.to_ascii_lowercase();
+        let best = NAMES.iter().filter(|n| n.len() > 2 || lower.len() <= 3).min_by_key(|n| distance(&lower, n));
+        match best {
+            Some(n) if distance(&lower, n) <= 2 && lower != *n => out.push(format!("{qualifier}{n}{rest}")),
+            _ => {}
+        }
+    }
+    found.then(|| out.join(" "))
+}
+
+/// The record with its `all` written with `qualifier` (`~all`, `-all`); `None` when the
+/// record has no `all`.
+pub fn with_all(text: &str, qualifier: &str) -> Option<String> {
+    let terms: Vec<&str> = text.split_ascii_whitespace().collect();
+    if !terms.iter().any(|t| is_all_term(t)) {
+        return None;
+    }
+    let all = format!("{qualifier}all");
+    Some(terms.iter().map(|t| if is_all_term(t) { all.as_str() } else { t }).collect::<Vec<_>>().join(" "))
+}
+
 /// The SPF record text with `include:<domain>` added before its `all` (or `redirect=`),
 /// or at the end; the text unchanged when it already includes the domain. `None` when the
 /// text is not an SPF record.
@@ -914,6 +1014,24 @@ fn lint_record(text: &str, terms: &[Term], spans: &[Range<usize>], diags: &mut V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merging_and_all() {
+        assert_eq!(
+            merge(&["v=spf1 mx -all", "v=spf1 include:amazonses.com mx ~all"]).as_deref(),
+            Some("v=spf1 mx include:amazonses.com -all")
+        );
+        assert_eq!(merge(&["not spf"]), None);
+        assert_eq!(with_all("v=spf1 mx +all", "~").as_deref(), Some("v=spf1 mx ~all"));
+        assert_eq!(with_all("v=spf1 mx ALL", "-").as_deref(), Some("v=spf1 mx -all"));
+        assert_eq!(with_all("v=spf1 mx", "-"), None);
+        assert_eq!(
+            repair("v=spf1 inlcude:amazonses.com -all", 8).as_deref(),
+            Some("v=spf1 include:amazonses.com -all")
+        );
+        assert_eq!(repair("v=spf1 mx ~ip4:1.2.3.4 zzzz -all", 23).as_deref(), Some("v=spf1 mx ~ip4:1.2.3.4 -all"));
+        assert_eq!(repair("v=spf1 mx", 99), None);
+    }
 
     #[test]
     fn includes_are_added_before_all_or_redirect() {

@@ -18,13 +18,26 @@ impl Judge<'_> {
 
     pub(super) fn dkim_key(&mut self, name: &str, via: &str) -> Option<bool> {
         let a = self.answer(name, RecordType::Txt, "The DKIM key check is")?;
+        // Easy DKIM keys are SES's own, behind the CNAME; other keys are the domain's.
+        let ses_key = via.trim_end_matches('.').ends_with(".amazonses.com");
+        let new_key = || {
+            Some(if ses_key {
+                format!(
+                    "SES publishes the key at {via}: check the CNAME names the token SES gave, or let SES make new keys (`aws sesv2 put-email-identity-dkim-signing-attributes --signing-attributes-origin AWS_SES`) and publish the new CNAMEs"
+                )
+            } else {
+                format!(
+                    "{name}. TXT \"v=DKIM1; k=rsa; p=<the base64 of a new 2048-bit public key>\" (and sign with its private key)"
+                )
+            })
+        };
         let texts: Vec<String> = a.records().iter().filter_map(|r| r.txt_text()).collect();
         let Some(text) = texts.iter().find(|t| t.contains("p=")).or(texts.first()) else {
             self.find(
                 code::DKIM_KEY_INVALID,
                 name,
                 format!("{via} has no key record: signatures with this selector fail."),
-                None,
+                new_key(),
             );
             return Some(false);
         };
@@ -34,7 +47,7 @@ impl Judge<'_> {
             parsed.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| d.message.clone()).collect();
         match rec.key() {
             KeyInfo::Revoked => {
-                self.find(code::DKIM_KEY_REVOKED, name, format!("the key at {via} is revoked (empty p=)."), None);
+                self.find(code::DKIM_KEY_REVOKED, name, format!("the key at {via} is revoked (empty p=)."), new_key());
                 Some(false)
             }
             KeyInfo::Rsa { bits } if bits < 1024 => {
@@ -42,7 +55,7 @@ impl Judge<'_> {
                     code::DKIM_KEY_WEAK,
                     name,
                     format!("the key at {via} is RSA {bits} bits; verifiers reject keys under 1024."),
-                    None,
+                    new_key(),
                 );
                 Some(false)
             }
@@ -51,7 +64,7 @@ impl Judge<'_> {
                     code::DKIM_KEY_INVALID,
                     name,
                     format!("the key record at {via} is unusable: {}.", errors.join("; ")),
-                    None,
+                    new_key(),
                 );
                 Some(false)
             }
@@ -72,7 +85,12 @@ impl Judge<'_> {
                 Some(true)
             }
             KeyInfo::Missing | KeyInfo::Invalid { .. } => {
-                self.find(code::DKIM_KEY_INVALID, name, format!("the key record at {via} holds no usable key."), None);
+                self.find(
+                    code::DKIM_KEY_INVALID,
+                    name,
+                    format!("the key record at {via} holds no usable key."),
+                    new_key(),
+                );
                 Some(false)
             }
         }
@@ -80,7 +98,9 @@ impl Judge<'_> {
 
     pub(super) fn dkim(&mut self) -> Option<bool> {
         let d = self.snap.domain.clone();
-        let tokens = self.snap.expectations.tokens();
+        let assumed = self.region.clone();
+        let tokens: Vec<(Option<String>, String)> =
+            self.snap.expectations.tokens().into_iter().map(|(r, t)| (r.or_else(|| assumed.clone()), t)).collect();
         let selectors = self.snap.expectations.selectors.clone();
         if tokens.is_empty() && selectors.is_empty() {
             self.find(
@@ -160,7 +180,9 @@ impl Judge<'_> {
                         code::DKIM_SELECTOR_MISSING,
                         &name,
                         format!("no DKIM key at selector `{s}` ({name})."),
-                        None,
+                        Some(format!(
+                            "{name}. TXT \"v=DKIM1; k=rsa; p=<the base64 public key the signer uses with selector {s}>\" (for BYODKIM, the key given to SES)"
+                        )),
                     );
                     groups.push(Some(false));
                 }

@@ -40,7 +40,7 @@ impl Judge<'_> {
                     code::DMARC_MULTIPLE,
                     &dmarc_name,
                     format!("{} DMARC records ({}): receivers apply none of them.", texts.len(), texts.join(" | ")),
-                    Some("keep one record".into()),
+                    Some(format!("{dmarc_name}. TXT \"{}\" (one record: delete the others)", merged_dmarc(&texts, &d))),
                 );
                 return (Some(false), None, false);
             }
@@ -91,6 +91,20 @@ impl Judge<'_> {
             );
         }
         let parsed = DmarcRecord::parse(&text);
+        let broken =
+            parsed.diagnostics.iter().any(|x| x.severity == Severity::Error && x.code != diag::DMARC_URI_INVALID);
+        // The record with what is broken put right: unknown values dropped, p=none when
+        // the policy itself is what is broken.
+        let fixed = parsed.value.clone().map(|mut r| {
+            if r.policy.is_none() {
+                r.policy = Some(Policy::None);
+            }
+            r.to_string()
+        });
+        let syntax_fix = Some(format!(
+            "{record_name}. TXT \"{}\"",
+            fixed.clone().unwrap_or_else(|| format!("v=DMARC1; p=none; rua=mailto:dmarc-reports@{d}"))
+        ));
         for diag_ in &parsed.diagnostics {
             let c = match (diag_.code, diag_.severity) {
                 (c, _) if c == diag::DMARC_URI_INVALID => code::DMARC_RUA_INVALID,
@@ -101,14 +115,46 @@ impl Judge<'_> {
             };
             let message =
                 if c == diag_.code { diag_.message.clone() } else { format!("{} ({})", diag_.message, diag_.code) };
-            self.find(c, &record_name, message, None);
+            if c == code::DMARC_SYNTAX {
+                let effect = if parsed.value.is_some() {
+                    "the record is unusable as written: receivers ignore what they cannot read, and an invalid policy counts as p=none"
+                } else {
+                    "the record is unusable: receivers apply no DMARC policy"
+                };
+                self.find(c, &record_name, format!("{message}; {effect}."), syntax_fix.clone());
+            } else if c == code::DMARC_LINT {
+                let fix = match &fixed {
+                    Some(f) if *f != text => format!("{record_name}. TXT \"{f}\""),
+                    _ => format!("see `{}` in docs/findings.md", diag_.code),
+                };
+                self.find(c, &record_name, message, Some(fix));
+            } else if c == code::DMARC_RUA_INVALID {
+                let with_rua = parsed.value.clone().map(|mut r| {
+                    r.policy = r.policy.or(Some(Policy::None));
+                    if r.rua.is_empty()
+                        && let Ok(uri) =
+                            ses_dmarc_records::dmarc::ReportUri::parse(&format!("mailto:dmarc-reports@{d}"))
+                    {
+                        r.rua.push(uri);
+                    }
+                    r.to_string()
+                });
+                self.find(c, &record_name, message, with_rua.map(|r| format!("{record_name}. TXT \"{r}\"")));
+            } else {
+                self.find(c, &record_name, message, None);
+            }
         }
         let rua_invalid = parsed.has_code(diag::DMARC_URI_INVALID);
         let Some(rec) = parsed.value else { return (Some(false), None, false) };
         let meaning = rec.meaning(Rfc::Rfc9989);
         let policy = if disc.own { meaning.policy } else { meaning.subdomain_policy };
         if policy == Policy::None {
-            self.find(code::DMARC_POLICY_NONE, &record_name, "p=none: receivers report but deliver failing mail, spoofed mail included.".into(), Some("when the reports show all legitimate mail aligned: p=quarantine, then p=reject (ses-dmarc rollout)".into()));
+            let message = if rec.policy.is_none() || broken {
+                "in effect p=none (the policy as published is not valid): receivers report but deliver failing mail, spoofed mail included."
+            } else {
+                "p=none: receivers report but deliver failing mail, spoofed mail included."
+            };
+            self.find(code::DMARC_POLICY_NONE, &record_name, message.into(), Some("when the reports show all legitimate mail aligned: p=quarantine, then p=reject (ses-dmarc rollout)".into()));
         }
         if rec.rua.is_empty() && !rua_invalid {
             self.find(
@@ -164,9 +210,33 @@ impl Judge<'_> {
                 );
             }
         }
-        if meaning.usable {
+        if meaning.usable && !broken {
             self.pass(RecordGroup::Dmarc, &record_name, format!("DMARC `{text}`"));
         }
         (Some(meaning.usable), Some(policy), strict_spf)
     }
+}
+
+/// One DMARC record from several: the strongest policy among them, and every report
+/// destination of any of them.
+fn merged_dmarc(texts: &[String], domain: &str) -> String {
+    let parsed: Vec<DmarcRecord> = texts.iter().filter_map(|t| DmarcRecord::parse(t).value).collect();
+    let mut merged = parsed.first().cloned().unwrap_or_default();
+    merged.policy = parsed.iter().filter_map(|r| r.policy).max().or(Some(Policy::None));
+    for r in &parsed {
+        for uri in r.rua.iter() {
+            if !merged.rua.contains(uri) {
+                merged.rua.push(uri.clone());
+            }
+        }
+        for uri in r.ruf.iter() {
+            if !merged.ruf.contains(uri) {
+                merged.ruf.push(uri.clone());
+            }
+        }
+    }
+    if parsed.is_empty() {
+        return format!("v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}");
+    }
+    merged.to_string()
 }

@@ -37,7 +37,7 @@ impl Judge<'_> {
             }
             Some(Ok(mf)) => mf.to_string(),
         };
-        let region = self.snap.expectations.regions.first().cloned();
+        let region = self.region.clone();
         let feedback = format!("feedback-smtp.{}.amazonses.com", region.as_deref().unwrap_or("<region>"));
         let mx_fix = format!("{mf}. MX 10 {feedback}.");
         let mut cname_ok = Some(true);

@@ -160,12 +160,31 @@ fn any_of(states: &[Option<bool>]) -> Option<bool> {
 
 struct Judge<'a> {
     snap: &'a Snapshot,
+    /// The region to judge against: the first `--region`, or the one the MAIL FROM MX
+    /// names when none was given.
+    region: Option<String>,
     findings: Vec<Finding>,
     passed: Vec<Passed>,
     reported_failures: BTreeSet<String>,
 }
 
 impl<'a> Judge<'a> {
+    /// The region the MAIL FROM MX names (one MX, a real SES feedback host), said as an
+    /// assumption.
+    fn region_from_mx(&mut self) -> Option<String> {
+        let mf = mail_from_name(self.snap)?.ok()?.to_string();
+        let answer = self.snap.get(&mf, RecordType::Mx)?;
+        let [Rdata::Mx { exchange, .. }] = answer.records() else { return None };
+        let region = regions::region_of_feedback_host(exchange)?.ok()?;
+        self.find(
+            code::REGION_ASSUMED,
+            &mf,
+            format!("no --region: {} assumed, as the MAIL FROM MX names {exchange}.", region.code),
+            Some(format!("pass `--region {}` (or the regions you send from) to check against them", region.code)),
+        );
+        Some(region.code.to_string())
+    }
+
     fn find(&mut self, code: &'static str, name: &str, message: String, fix: Option<String>) {
         let kind = catalog::find(code);
         self.findings.push(Finding {
@@ -215,7 +234,28 @@ impl<'a> Judge<'a> {
 
 /// Runs every rule over the snapshot.
 pub fn judge(snap: &Snapshot) -> Judgement {
-    let mut j = Judge { snap, findings: vec![], passed: vec![], reported_failures: BTreeSet::new() };
+    let mut j = Judge { snap, region: None, findings: vec![], passed: vec![], reported_failures: BTreeSet::new() };
+    if snap.get(&snap.domain, RecordType::Txt).is_some_and(|a| a.outcome == Outcome::NxDomain) {
+        j.find(
+            code::DOMAIN_NOT_FOUND,
+            &snap.domain,
+            format!("{} does not exist (NXDOMAIN): is it spelled right? Nothing can be published under it until it is registered and delegated.", snap.domain),
+            Some(format!("check the spelling of {}, or delegate it (NS records at the registrar)", snap.domain)),
+        );
+        return Judgement {
+            verdict: Verdict {
+                ses_mail_passes_dmarc: Some(false),
+                spf_aligned: None,
+                dkim_aligned: None,
+                policy: None,
+                reason: format!("{} does not exist", snap.domain),
+            },
+            findings: j.findings,
+            passed: vec![],
+            mail_from: None,
+        };
+    }
+    j.region = snap.expectations.regions.first().cloned().or_else(|| j.region_from_mx());
     let (spf_state, mail_from) = j.mail_from();
     let dkim_state = j.dkim();
     let (dmarc_state, policy, strict_spf) = j.dmarc(mail_from.is_some());

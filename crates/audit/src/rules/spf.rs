@@ -20,7 +20,29 @@ impl Judge<'_> {
                 (c, Severity::Info) if c == diag::SPF_NO_ALL => (code::RECORD_NOTE, d.message.clone()),
                 _ => continue,
             };
-            self.find(c, name, msg, None);
+            let fix = match c {
+                code::SPF_SYNTAX => ses_dmarc_records::spf::repair(record, d.span.start)
+                    .filter(|r| r.as_str() != record)
+                    .map(|r| format!("{name}. TXT \"{r}\"")),
+                code::SPF_PTR => {
+                    let kept: Vec<&str> = record
+                        .split_ascii_whitespace()
+                        .filter(|t| {
+                            let m = t.trim_start_matches(['+', '-', '~', '?']).to_ascii_lowercase();
+                            m != "ptr" && !m.starts_with("ptr:")
+                        })
+                        .collect();
+                    Some(format!(
+                        "{name}. TXT \"{}\" (name the servers `ptr` stood for with ip4:, ip6: or a:)",
+                        kept.join(" ")
+                    ))
+                }
+                code::SPF_PERMISSIVE_ALL => ses_dmarc_records::spf::with_all(record, "~")
+                    .map(|r| format!("{name}. TXT \"{r}\" (`-all` once every sender is listed)")),
+                code::SPF_LINT => Some(lint_fix(name, record, d.code, d.span.start)),
+                _ => None,
+            };
+            self.find(c, name, msg, fix);
         }
         ok
     }
@@ -73,22 +95,51 @@ impl Judge<'_> {
             match &node.state {
                 RecordState::Missing { .. } | RecordState::Multiple { .. } | RecordState::Quoted { .. } => {
                     ok = false;
+                    let target = &node.domain;
+                    // The root record without the term that names the target, when it is the
+                    // root's own term; otherwise the owner of the record between must act.
+                    let root = match &tree.root.state {
+                        RecordState::Found { record, .. } => Some(record.as_str()),
+                        _ => None,
+                    };
+                    let without = root.and_then(|r| {
+                        let kept: Vec<&str> = r
+                            .split_ascii_whitespace()
+                            .filter(|t| {
+                                let t = t.trim_start_matches(['+', '-', '~', '?']).to_ascii_lowercase();
+                                t != format!("include:{target}") && t != format!("redirect={target}")
+                            })
+                            .collect();
+                        (kept.len() < r.split_ascii_whitespace().count()).then(|| kept.join(" "))
+                    });
+                    let fix = match without {
+                        Some(r) => format!("{name}. TXT \"{r}\" (or have {target} publish its SPF record)"),
+                        None => format!(
+                            "{target} must publish one SPF record, or the record that includes it must stop naming it"
+                        ),
+                    };
                     self.find(
                         code::SPF_INCLUDE_MISSING,
                         name,
-                        format!("an include or redirect names {}, which has no usable SPF record: receivers return permerror.", node.domain),
-                        None,
+                        format!("an include or redirect names {target}, which has no usable SPF record: receivers return permerror."),
+                        Some(fix),
                     );
                 }
                 RecordState::Found { record, diagnostics }
                     if diagnostics.iter().any(|d| d.severity == Severity::Error) =>
                 {
                     ok = false;
+                    let at =
+                        diagnostics.iter().find(|d| d.severity == Severity::Error).map(|d| d.span.start).unwrap_or(0);
+                    let repaired = ses_dmarc_records::spf::repair(record, at).unwrap_or_else(|| record.clone());
                     self.find(
                         code::SPF_SYNTAX,
                         &node.domain,
                         format!("`{record}` (included by {name}) has a syntax error: receivers return permerror."),
-                        None,
+                        Some(format!(
+                            "the owner of {} publishes `{}. TXT \"{repaired}\"`, or {name} stops including it",
+                            node.domain, node.domain
+                        )),
                     );
                 }
                 _ => {}
@@ -139,7 +190,8 @@ impl Judge<'_> {
                         "{n} SPF records: {}. Receivers return permerror.",
                         spf.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
                     ),
-                    None,
+                    ses_dmarc_records::spf::merge(&spf.iter().map(String::as_str).collect::<Vec<_>>())
+                        .map(|merged| format!("{name}. TXT \"{merged}\" (one record: delete the others)")),
                 );
                 (Some(false), None)
             }
@@ -178,5 +230,36 @@ impl Judge<'_> {
                 Some("remove include:amazonses.com from the apex record".into()),
             );
         }
+    }
+}
+
+/// What to publish for an SPF lint warning.
+fn lint_fix(name: &str, record: &str, diag_code: &str, at: usize) -> String {
+    let terms: Vec<&str> = record.split_ascii_whitespace().collect();
+    let bare = |t: &str| t.trim_start_matches(['+', '-', '~', '?']).to_ascii_lowercase();
+    let publish = |terms: Vec<&str>, note: &str| format!("{name}. TXT \"{}\"{note}", terms.join(" "));
+    match diag_code {
+        c if c == diag::SPF_TERMS_AFTER_ALL => {
+            let all = terms.iter().position(|t| bare(t) == "all").unwrap_or(terms.len());
+            let mut moved: Vec<&str> = terms[..all].to_vec();
+            moved.extend(terms[all + 1..].iter().copied());
+            moved.extend(terms.get(all).copied());
+            publish(moved, " (the terms after `all` moved before it: keep those you meant to authorize)")
+        }
+        c if c == diag::SPF_REDIRECT_WITH_ALL => publish(
+            terms.into_iter().filter(|t| !bare(t).starts_with("redirect=")).collect(),
+            " (or drop `all` to keep the redirect)",
+        ),
+        c if c == diag::SPF_IP_ALL => publish(
+            terms.into_iter().filter(|t| !matches!(bare(t).as_str(), "ip4:0.0.0.0/0" | "ip6:::/0")).collect(),
+            "",
+        ),
+        c if c == diag::SPF_RECORD_LONG || c == diag::SPF_RECORD_TOO_LONG => format!(
+            "shorten the record at {name}: replace runs of ip4:/ip6: terms with a provider's include, or send some mail from a subdomain with its own record"
+        ),
+        _ => match ses_dmarc_records::spf::repair(record, at) {
+            Some(r) if r != record => format!("{name}. TXT \"{r}\""),
+            _ => format!("correct the term at byte {at} of the record at {name}"),
+        },
     }
 }
