@@ -8,12 +8,25 @@ use hickory_proto::rr::{Name, RData};
 use hickory_proto::serialize::txt::Parser;
 use std::collections::{BTreeSet, HashMap};
 
+/// Why a zone file cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ZoneError {
+    /// The file is not a valid zone file.
     #[error("{path}: {message}")]
-    Parse { path: String, message: String },
+    Parse {
+        /// The zone file.
+        path: String,
+        /// What the zone file parser said.
+        message: String,
+    },
+    /// The file cannot be read.
     #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The zone file.
+        path: String,
+        /// The read error.
+        source: std::io::Error,
+    },
 }
 
 /// What a name holds for one type in memory.
@@ -24,6 +37,8 @@ struct Entry {
     failure: Option<Failure>,
 }
 
+/// A resolver that answers from records held in memory (zone files, tests), authoritatively
+/// for the zones it holds; other names go to the fallback `F`.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryResolver<F = NoFallback> {
     zones: BTreeSet<String>,
@@ -53,6 +68,7 @@ fn norm(name: &str) -> String {
 }
 
 impl MemoryResolver<NoFallback> {
+    /// An empty resolver with no fallback.
     pub fn new() -> Self {
         MemoryResolver::default()
     }
@@ -111,10 +127,12 @@ impl<F> MemoryResolver<F> {
         self.entries.entry((name, rtype)).or_default().records.push(data);
     }
 
+    /// Adds a TXT record holding `text` as one string.
     pub fn add_txt(&mut self, name: &str, text: &str) {
         self.add(name, Rdata::Txt(vec![text.as_bytes().to_vec()]));
     }
 
+    /// Makes `name` an alias (CNAME) of `target`.
     pub fn add_cname(&mut self, name: &str, target: &str) {
         let name = norm(name);
         self.ensure_zone(&name);
@@ -122,6 +140,7 @@ impl<F> MemoryResolver<F> {
         self.cnames.insert(name, norm(target));
     }
 
+    /// Adds a record holding a name (PTR, NS) of type `rtype`.
     pub fn add_name_record(&mut self, name: &str, rtype: RecordType, target: &str) {
         let name = norm(name);
         self.mark_existing(&name);
