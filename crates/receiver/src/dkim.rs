@@ -40,13 +40,18 @@ impl ResolverCache<Box<str>, Txt> for KeyCache {
     }
 }
 
+/// One DKIM-Signature's verification, as a receiver does it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DkimCheck {
+    /// The signing domain (`d=`), lower case.
     pub domain: String,
+    /// The selector (`s=`): the key is at `<selector>._domainkey.<domain>`.
     pub selector: String,
     /// `pass`, `fail`, `neutral`, `temperror`, `permerror`, `none`.
     pub result: String,
+    /// Why the signature did not pass, when it did not.
     pub reason: Option<String>,
+    /// The signing algorithm (`a=`), lower case (`rsasha256`, `ed25519sha256`).
     pub algorithm: String,
     /// `l=`: the number of body bytes signed, when the signature limits it.
     pub body_length: Option<u64>,
@@ -57,7 +62,7 @@ pub struct DkimCheck {
 }
 
 impl DkimCheck {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.result == "pass"
     }
 }

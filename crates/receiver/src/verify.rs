@@ -14,89 +14,141 @@ use ses_dmarc_records::auth_results::{AuthenticationResults, ReceivedSpf};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+/// Connection facts given for a message (`verify --ip --mail-from --helo`); what is missing
+/// is read from the message's headers.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyInput {
+    /// The connecting client's IP address.
     pub ip: Option<IpAddr>,
+    /// The SMTP MAIL FROM address.
     pub mail_from: Option<String>,
+    /// The HELO/EHLO name.
     pub helo: Option<String>,
 }
 
+/// Why a message cannot be verified.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error(
         "the input is not an e-mail message: no header section could be read (an RFC 5322 message starts with `Name: value` header lines)"
     )]
+    /// The input has no header section.
     NotAMessage,
 }
 
 /// Where the connection facts came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Connection {
+    /// The connecting client's IP address.
     pub ip: IpAddr,
+    /// The SMTP MAIL FROM address (empty for a bounce).
     pub mail_from: String,
+    /// The HELO/EHLO name, when known.
     pub helo: Option<String>,
     /// `flags`, or the header that was trusted and why.
     pub source: String,
 }
 
+/// The SPF check of a message, with its DMARC alignment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpfReport {
+    /// The SPF result.
     pub result: SpfResult,
+    /// The domain checked: the MAIL FROM domain, or the HELO name.
     pub domain: String,
+    /// Whether SPF passed aligned with the From domain.
     pub aligned: bool,
+    /// `strict`, `relaxed` or `none`: how the domain matches the From domain.
     pub alignment: &'static str,
+    /// Why this result, in one sentence.
     pub reason: String,
+    /// DNS-querying terms evaluated.
     pub lookups: usize,
+    /// The full check with its trace (not in the JSON output).
     #[serde(skip)]
     pub check: SpfCheck,
 }
 
+/// One DKIM signature of a message, with its DMARC alignment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DkimReport {
+    /// The signing domain (`d=`).
     pub domain: String,
+    /// The selector (`s=`).
     pub selector: String,
+    /// `pass`, `fail`, `neutral`, `temperror`, `permerror` or `none`.
     pub result: String,
+    /// Whether the signature passed aligned with the From domain.
     pub aligned: bool,
+    /// `strict`, `relaxed` or `none`: how `d=` matches the From domain.
     pub alignment: &'static str,
+    /// Why the signature did not pass, when it did not.
     pub reason: Option<String>,
+    /// The signing algorithm (`a=`).
     pub algorithm: String,
+    /// `l=`: the number of body bytes signed, when the signature limits it.
     pub body_length: Option<u64>,
+    /// The key record says the domain is testing DKIM (`t=y`).
     pub key_testing: bool,
 }
 
+/// DMARC for a message: the result and what the policy asks the receiver to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DmarcReport {
+    /// The DMARC result.
     pub result: DmarcResult,
+    /// The policy that applies to the From domain (`p`, `sp` or `np`), when there is a record.
     pub policy: Option<String>,
+    /// What the policy asks the receiver to do with this message (`none` when DMARC passes).
     pub disposition: String,
+    /// The domain whose `_dmarc` record applies, when one was found.
     pub policy_domain: Option<String>,
+    /// The DMARC record's text, when one was found.
     pub record: Option<String>,
+    /// RFC 9989 `t=y`: the disposition is one level weaker than the policy.
     pub testing: bool,
+    /// The result explained in one sentence.
     pub reason: String,
 }
 
 /// One receiver header's view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReceiverView {
+    /// `Authentication-Results` or `ARC-Authentication-Results`.
     pub header: &'static str,
+    /// The server that wrote the header, when it says.
     pub authserv_id: Option<String>,
+    /// Its SPF result.
     pub spf: Option<String>,
+    /// Its DKIM results: (signing domain, result).
     pub dkim: Vec<(String, String)>,
+    /// Its DMARC result.
     pub dmarc: Option<String>,
 }
 
+/// Everything `verify` concludes about a message: SPF, DKIM, DMARC as a receiver sees them,
+/// what the receivers themselves wrote, and the explanations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verification {
+    /// The From header's addresses, lower case.
     pub from: Vec<String>,
+    /// The From domain, when the message has exactly one From address.
     pub from_domain: Option<String>,
+    /// The connection facts SPF was checked with, when known.
     pub connection: Option<Connection>,
+    /// The SPF check, when there was a client IP to check.
     pub spf: Option<SpfReport>,
+    /// Every DKIM signature, in header order.
     pub dkim: Vec<DkimReport>,
+    /// The DMARC result.
     pub dmarc: DmarcReport,
     /// One line per fact, in plain words.
     pub explanation: Vec<String>,
+    /// What to change on the SES side, in plain words.
     pub hints: Vec<String>,
+    /// Each receiver header's own results, topmost first.
     pub receiver: Vec<ReceiverView>,
+    /// Where a receiver's results differ from ours.
     pub disagreements: Vec<String>,
     /// Problems with the message itself (no From, two From, unparseable signatures).
     pub problems: Vec<String>,
