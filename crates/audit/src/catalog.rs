@@ -4,17 +4,22 @@
 
 use serde::Serialize;
 
+/// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FindingSeverity {
+    /// SES mail fails DMARC, or a record is broken: fix it.
     Error,
+    /// Risky, or likely a mistake.
     Warning,
+    /// Worth knowing; nothing to fix.
     Info,
     /// The answer needed to judge could not be had (DNS failure): never "missing".
     Unknown,
 }
 
 impl FindingSeverity {
+    /// The name in lower case, as the JSON output writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             FindingSeverity::Error => "error",
@@ -25,17 +30,24 @@ impl FindingSeverity {
     }
 }
 
+/// Which records a finding concerns: the sections of the human report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecordGroup {
+    /// The MAIL FROM name's MX and SPF records.
     MailFrom,
+    /// The Easy DKIM CNAMEs and DKIM key records.
     Dkim,
+    /// The DMARC record.
     Dmarc,
+    /// The SPF records at the apex and at the MAIL FROM name.
     Spf,
+    /// Any record (DNS failures, quoted values).
     AnyRecord,
 }
 
 impl RecordGroup {
+    /// The section title in the human report.
     pub fn title(self) -> &'static str {
         match self {
             RecordGroup::MailFrom => "MAIL FROM",
@@ -47,13 +59,20 @@ impl RecordGroup {
     }
 }
 
+/// One finding code, as docs/findings.md documents it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct FindingKind {
+    /// Stable code (`mail-from-mx-missing`).
     pub code: &'static str,
+    /// The severity findings with this code have.
     pub severity: FindingSeverity,
+    /// The records it concerns.
     pub group: RecordGroup,
+    /// A title of a few words.
     pub title: &'static str,
+    /// Why it matters.
     pub why: &'static str,
+    /// How to fix it.
     pub fix: &'static str,
 }
 
@@ -61,8 +80,9 @@ macro_rules! findings {
     ($( $ident:ident = $code:literal, $sev:ident, $group:ident, $title:literal, $why:literal, $fix:literal; )*) => {
         /// Finding codes as constants, so a typo is a compile error.
         pub mod code {
-            $( pub const $ident: &str = $code; )*
+            $( #[doc = $title] pub const $ident: &str = $code; )*
         }
+        /// Every finding code `check` can emit.
         pub const FINDINGS: &[FindingKind] = &[
             $( FindingKind { code: $code, severity: FindingSeverity::$sev, group: RecordGroup::$group, title: $title, why: $why, fix: $fix }, )*
         ];
@@ -264,7 +284,7 @@ findings! {
         "Retry later, or check the domain's name servers (`dig +trace`).";
 }
 
-pub fn find(code: &str) -> Option<&'static FindingKind> {
+pub(crate) fn find(code: &str) -> Option<&'static FindingKind> {
     FINDINGS.iter().find(|f| f.code == code)
 }
 

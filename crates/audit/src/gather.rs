@@ -11,6 +11,8 @@ use ses_dmarc_dns::Resolver;
 /// SPF tree's own depth limit long before).
 const MAX_ROUNDS: usize = 32;
 
+/// Asks `resolver` for every answer the rules need, all independent queries at once and
+/// dependent ones in later rounds, until none is missing.
 pub async fn gather<R: Resolver>(resolver: &R, domain: &str, expectations: Expectations) -> Snapshot {
     let mut snap = Snapshot::new(domain, expectations);
     for _ in 0..MAX_ROUNDS {
@@ -29,17 +31,22 @@ pub async fn gather<R: Resolver>(resolver: &R, domain: &str, expectations: Expec
 /// What `check` reports for one domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DomainReport {
+    /// The domain checked.
     pub domain: String,
+    /// Findings, passed checks and the verdict.
     #[serde(flatten)]
     pub judgement: Judgement,
+    /// Every DNS answer the judgement rests on.
     pub snapshot: Snapshot,
 }
 
 impl DomainReport {
+    /// True when a finding is an error (`check` exits 1).
     pub fn has_errors(&self) -> bool {
         self.judgement.findings.iter().any(|f| f.severity == crate::FindingSeverity::Error)
     }
 
+    /// True when an answer could not be had (`check` exits 3 when there is no error).
     pub fn has_unknown(&self) -> bool {
         self.judgement.findings.iter().any(|f| f.severity == crate::FindingSeverity::Unknown)
     }

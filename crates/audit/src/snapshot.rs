@@ -30,32 +30,35 @@ impl Expectations {
     }
 }
 
+/// Every DNS answer gathered for one domain's audit, with what `check` was told to expect.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
+    /// The domain audited.
     pub domain: String,
+    /// What `check` was told to expect.
     pub expectations: Expectations,
     /// Every answer, keyed `"<name> <TYPE>"`.
     pub answers: BTreeMap<String, Answer>,
 }
 
-pub fn key(name: &str, rtype: RecordType) -> String {
+pub(crate) fn key(name: &str, rtype: RecordType) -> String {
     format!("{} {}", name.trim_end_matches('.').to_ascii_lowercase(), rtype.as_str())
 }
 
 impl Snapshot {
-    pub fn new(domain: &str, expectations: Expectations) -> Self {
+    pub(crate) fn new(domain: &str, expectations: Expectations) -> Self {
         Snapshot { domain: domain.to_string(), expectations, answers: BTreeMap::new() }
     }
 
-    pub fn get(&self, name: &str, rtype: RecordType) -> Option<&Answer> {
+    pub(crate) fn get(&self, name: &str, rtype: RecordType) -> Option<&Answer> {
         self.answers.get(&key(name, rtype))
     }
 
-    pub fn insert(&mut self, name: &str, rtype: RecordType, answer: Answer) {
+    pub(crate) fn insert(&mut self, name: &str, rtype: RecordType, answer: Answer) {
         self.answers.insert(key(name, rtype), answer);
     }
 
-    pub fn has(&self, name: &str, rtype: RecordType) -> bool {
+    pub(crate) fn has(&self, name: &str, rtype: RecordType) -> bool {
         self.answers.contains_key(&key(name, rtype))
     }
 }

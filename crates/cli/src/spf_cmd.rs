@@ -21,7 +21,7 @@ pub(crate) enum SpfFormat {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 the record is usable; 1 receivers would return permerror (syntax, more than 10 lookups, more than 2 void lookups, a missing include); 3 some answers unknown; 2 usage or input error."
+    after_help = "Exit codes: 0 the record is usable; 1 it is not: receivers would return permerror (syntax, more than 10 lookups, more than 2 void lookups, a missing include), or there is no SPF record (or no such domain); 3 some answers unknown; 2 usage or input error."
 )]
 pub(crate) struct SpfArgs {
     /// The domain whose SPF record to show (an apex or a MAIL FROM name).
@@ -68,7 +68,8 @@ pub(crate) async fn run(args: SpfArgs) -> anyhow::Result<Exit> {
             .write_all(human(&report.tree, report.check.as_ref(), Style::for_stdout()).as_bytes())
             .context("writing to standard output")?,
     }
-    Ok(if report.permerror {
+    let missing = matches!(report.tree.root.state, RecordState::Missing { .. });
+    Ok(if report.permerror || missing {
         Exit::Problems
     } else if report.has_unknown() {
         Exit::Unknown
@@ -150,8 +151,27 @@ pub(crate) fn human(tree: &SpfTree, check: Option<&SpfCheck>, s: Style) -> Strin
     for u in &tree.unexpanded {
         out.push_str(&format!("  not followed (needs the sender or IP): {u}\n"));
     }
-    if tree.permerror() {
-        out.push_str(&format!("{}\n", s.red("Receivers return permerror for this record.")));
+    if let RecordState::Missing { nxdomain } = tree.root.state {
+        let what = if nxdomain {
+            format!("{} does not exist (NXDOMAIN): is it spelled right?", tree.root.domain)
+        } else {
+            format!("{} publishes no SPF record: receivers find nothing to check (result none).", tree.root.domain)
+        };
+        out.push_str(&format!("{}\n", s.red(&what)));
+    } else if tree.permerror() {
+        let limit_only = tree.lookups > MAX_LOOKUPS || tree.void_lookups > MAX_VOID_LOOKUPS;
+        let broken = tree.nodes().iter().any(|n| {
+            !matches!(n.state, RecordState::Found { .. } | RecordState::Repeated | RecordState::Cut { .. } | RecordState::Pending)
+                || matches!(&n.state, RecordState::Found { diagnostics, .. } if diagnostics.iter().any(|d| d.severity == Severity::Error))
+        });
+        let text = if limit_only && !broken {
+            format!(
+                "Receivers return permerror for any client not matched before the limits are reached ({MAX_LOOKUPS} lookups, {MAX_VOID_LOOKUPS} void): the record is broken for most senders."
+            )
+        } else {
+            "Receivers return permerror for this record, whatever the client.".to_string()
+        };
+        out.push_str(&format!("{}\n", s.red(&text)));
     }
     if let Some(c) = check {
         out.push_str(&format!(
@@ -165,7 +185,7 @@ pub(crate) fn human(tree: &SpfTree, check: Option<&SpfCheck>, s: Style) -> Strin
         if let Some(e) = &c.explanation {
             out.push_str(&format!("Explanation: {e}\n"));
         }
-        out.push_str(&format!("{} lookups, {} void. Path:\n", c.lookups, c.void_lookups));
+        out.push_str(&format!("{}, {} void. Path:\n", crate::style::count(c.lookups as u64, "lookup"), c.void_lookups));
         for ev in &c.trace {
             let pad = "  ".repeat(ev.depth + 1);
             match &ev.kind {

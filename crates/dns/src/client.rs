@@ -13,14 +13,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 
+/// Why a [`StubClient`] cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// No nameserver given and none in `/etc/resolv.conf`.
     #[error("no nameserver configured (none given, and none found in /etc/resolv.conf)")]
     NoNameservers,
+    /// A nameserver that is not `IP` or `IP:PORT`; holds the text.
     #[error("`{0}` is not a nameserver address: write an IP address, optionally with :PORT (e.g. 127.0.0.1:5353)")]
     BadNameserver(String),
 }
 
+/// A stub resolver: asks the given nameservers directly, UDP first and TCP when the answer
+/// is truncated, with no cache.
 #[derive(Debug, Clone)]
 pub struct StubClient {
     nameservers: Vec<SocketAddr>,

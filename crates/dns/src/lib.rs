@@ -20,6 +20,7 @@ pub use memory::{
 /// Anything that answers DNS questions: the live client, zone files in memory, a recorded
 /// snapshot.
 pub trait Resolver: Send + Sync {
+    /// The answer to one question: `rtype` records at `name`, CNAMEs followed.
     fn lookup(&self, name: &str, rtype: RecordType) -> impl std::future::Future<Output = Answer> + Send;
 }
 
@@ -77,6 +78,7 @@ pub struct Limited<R> {
 }
 
 impl<R> Limited<R> {
+    /// Wraps `inner`, letting at most `in_flight` queries (at least 1) wait on it at once.
     pub fn new(inner: R, in_flight: usize) -> Self {
         Limited { inner, permits: std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight.max(1))) }
     }
@@ -111,17 +113,24 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// The record types the tool asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum RecordType {
+    /// An IPv4 address.
     A,
+    /// An IPv6 address.
     #[serde(rename = "AAAA")]
     Aaaa,
+    /// An alias: the name stands for another name.
     #[serde(rename = "CNAME")]
     Cname,
+    /// The mail servers of a domain.
     #[serde(rename = "MX")]
     Mx,
+    /// Text: SPF, DMARC and DKIM records.
     #[serde(rename = "TXT")]
     Txt,
+    /// The name an address points back to (reverse DNS).
     #[serde(rename = "PTR")]
     Ptr,
+    /// The nameservers of a zone.
     #[serde(rename = "NS")]
     Ns,
 }
@@ -143,6 +152,7 @@ impl RecordType {
         RecordType::ALL.into_iter().find(|t| t.as_str() == text)
     }
 
+    /// The type's name as DNS writes it (`AAAA`).
     pub fn as_str(self) -> &'static str {
         match self {
             RecordType::A => "A",
@@ -160,12 +170,17 @@ impl RecordType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Rdata {
+    /// An IPv4 address.
     A(Ipv4Addr),
+    /// An IPv6 address.
     Aaaa(Ipv6Addr),
     /// A name (CNAME target, PTR, NS): lower case, no trailing dot.
     Name(String),
+    /// A mail server.
     Mx {
+        /// Lower is tried first.
         preference: u16,
+        /// The mail server's name: lower case, no trailing dot.
         exchange: String,
     },
     /// A TXT record's character-strings, as bytes (serialized as text).
@@ -196,16 +211,24 @@ impl Rdata {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
 pub enum Failure {
+    /// The server failed to answer (response code 2).
     #[error("SERVFAIL")]
     ServFail,
+    /// The server refused to answer (response code 5).
     #[error("REFUSED")]
     Refused,
+    /// No answer within the timeout, after every attempt.
     #[error("timed out")]
     Timeout,
+    /// Another error response code; holds its name.
     #[error("response code {0}")]
     Rcode(String),
+    /// An answer that cannot be decoded or does not fit the question (another id, a CNAME
+    /// loop, a bad name); holds why.
     #[error("malformed response: {0}")]
     Malformed(String),
+    /// The question could not be asked or its answer not received (a socket error; in memory,
+    /// a name outside every zone); holds why.
     #[error("network error: {0}")]
     Network(String),
 }
@@ -214,11 +237,13 @@ pub enum Failure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome", content = "records")]
 pub enum Outcome {
+    /// The records of the asked type (never empty).
     Records(Vec<Rdata>),
     /// The name exists but has no record of this type.
     NoData,
     /// The name does not exist.
     NxDomain,
+    /// No answer could be had.
     Failed(Failure),
 }
 
@@ -226,11 +251,14 @@ pub enum Outcome {
 /// there (owner → target, in order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Answer {
+    /// What the query for the asked type gave.
     pub outcome: Outcome,
+    /// The CNAMEs followed, (owner, target) in order.
     pub cname_chain: Vec<(String, String)>,
 }
 
 impl Answer {
+    /// The records, empty unless the outcome is [`Outcome::Records`].
     pub fn records(&self) -> &[Rdata] {
         match &self.outcome {
             Outcome::Records(r) => r,
@@ -238,6 +266,7 @@ impl Answer {
         }
     }
 
+    /// True when no answer could be had ([`Outcome::Failed`]).
     pub fn is_failure(&self) -> bool {
         matches!(self.outcome, Outcome::Failed(_))
     }

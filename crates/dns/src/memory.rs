@@ -107,6 +107,8 @@ struct Entry {
     failure: Option<Failure>,
 }
 
+/// A resolver that answers from records held in memory (zone files, tests), authoritatively
+/// for the zones it holds; other names go to the fallback `F`.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryResolver<F = NoFallback> {
     zones: BTreeSet<String>,
@@ -139,6 +141,7 @@ fn norm(name: &str) -> String {
 }
 
 impl MemoryResolver<NoFallback> {
+    /// An empty resolver with no fallback.
     pub fn new() -> Self {
         MemoryResolver::default()
     }
@@ -236,10 +239,12 @@ impl<F> MemoryResolver<F> {
         self.entries.entry((name, rtype)).or_default().records.push(data);
     }
 
+    /// Adds a TXT record holding `text` as one string.
     pub fn add_txt(&mut self, name: &str, text: &str) {
         self.add(name, Rdata::Txt(vec![text.as_bytes().to_vec()]));
     }
 
+    /// Makes `name` an alias (CNAME) of `target`.
     pub fn add_cname(&mut self, name: &str, target: &str) {
         let name = norm(name);
         self.ensure_zone(&name);
@@ -247,6 +252,7 @@ impl<F> MemoryResolver<F> {
         self.cnames.insert(name, norm(target));
     }
 
+    /// Adds a record holding a name (PTR, NS) of type `rtype`.
     pub fn add_name_record(&mut self, name: &str, rtype: RecordType, target: &str) {
         let name = norm(name);
         self.mark_existing(&name);
@@ -401,10 +407,16 @@ impl<F: Resolver> Resolver for MemoryResolver<F> {
             rest.cname_chain = chain;
             return rest;
         }
-        match &self.fallback {
+        let mut answer = match &self.fallback {
             Some(f) => f.lookup(&name, rtype).await,
             None => NoFallback.lookup(&name, rtype).await,
+        };
+        if self.overlay && answer.outcome == Outcome::NxDomain && self.existing.contains(&name) {
+            // The zone file holds names at or below this one: it exists, whatever DNS says
+            // before the records are published.
+            answer.outcome = Outcome::NoData;
         }
+        answer
     }
 }
 

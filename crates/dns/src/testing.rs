@@ -18,7 +18,9 @@ use std::time::Duration;
 /// What the server does with a query for a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
+    /// Answer SERVFAIL.
     ServFail,
+    /// Answer REFUSED.
     Refused,
     /// Never answer (the client times out).
     Drop,
@@ -28,10 +30,18 @@ pub enum Fault {
     Delay(Duration),
 }
 
+/// Why the test server cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum TestServerError {
+    /// A zone file that does not parse.
     #[error("zone {origin}: {message}")]
-    Zone { origin: String, message: String },
+    Zone {
+        /// The zone's origin.
+        origin: String,
+        /// What the zone file parser said.
+        message: String,
+    },
+    /// The loopback port cannot be bound.
     #[error("cannot bind the test server: {0}")]
     Bind(#[from] std::io::Error),
 }
@@ -196,6 +206,7 @@ impl TestServer {
         }
     }
 
+    /// Removes every injected fault and delay.
     pub fn clear_faults(&self) {
         let mut f = self.faults.write().unwrap_or_else(|e| e.into_inner());
         f.by_name.clear();

@@ -4,8 +4,6 @@
 //! command line parses and renders around these; the service calls the same functions,
 //! so the two never disagree. Nothing here blocks on a runtime of its own.
 
-#![warn(missing_docs)]
-
 pub mod apply;
 pub mod check;
 pub mod dns;

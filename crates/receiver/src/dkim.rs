@@ -40,13 +40,18 @@ impl ResolverCache<Box<str>, Txt> for KeyCache {
     }
 }
 
+/// One DKIM-Signature's verification, as a receiver does it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DkimCheck {
+    /// The signing domain (`d=`), lower case.
     pub domain: String,
+    /// The selector (`s=`): the key is at `<selector>._domainkey.<domain>`.
     pub selector: String,
     /// `pass`, `fail`, `neutral`, `temperror`, `permerror`, `none`.
     pub result: String,
+    /// Why the signature did not pass, when it did not.
     pub reason: Option<String>,
+    /// The signing algorithm (`a=`), lower case (`rsasha256`, `ed25519sha256`).
     pub algorithm: String,
     /// `l=`: the number of body bytes signed, when the signature limits it.
     pub body_length: Option<u64>,
@@ -57,7 +62,7 @@ pub struct DkimCheck {
 }
 
 impl DkimCheck {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.result == "pass"
     }
 }
@@ -73,7 +78,17 @@ fn result_parts(r: &DkimResult) -> (&'static str, Option<String>) {
     }
 }
 
-/// Verifies every DKIM-Signature of `message`.
+/// Signatures verified per message at most; a message with more is said to have them
+/// skipped (receivers stop early too).
+pub const MAX_SIGNATURES: usize = 10;
+
+/// How long the key lookups of one message may take in all; keys not had by then count
+/// as DNS failures (temperror).
+pub const KEYS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Verifies every DKIM-Signature of `message` (the caller caps them at [`MAX_SIGNATURES`]).
+/// A signature whose `h=` leaves out From fails, as RFC 6376 §5.4 requires (From MUST be
+/// signed).
 pub async fn verify_dkim<R: Resolver>(resolver: &R, message: &AuthenticatedMessage<'_>) -> Vec<DkimCheck> {
     let cache = KeyCache::default();
     let far = Instant::now() + std::time::Duration::from_secs(3600);
@@ -84,7 +99,17 @@ pub async fn verify_dkim<R: Resolver>(resolver: &R, message: &AuthenticatedMessa
         .collect();
     names.sort();
     names.dedup();
-    let answers = futures::future::join_all(names.iter().map(|n| resolver.lookup(n, RecordType::Txt))).await;
+    let lookups = futures::future::join_all(names.iter().map(|n| resolver.lookup(n, RecordType::Txt)));
+    let answers = match tokio::time::timeout(KEYS_DEADLINE, lookups).await {
+        Ok(answers) => answers,
+        Err(_) => names
+            .iter()
+            .map(|_| ses_dmarc_dns::Answer {
+                outcome: Outcome::Failed(ses_dmarc_dns::Failure::Timeout),
+                cname_chain: vec![],
+            })
+            .collect(),
+    };
     let mut testing_keys = std::collections::HashSet::new();
     for (name, answer) in names.iter().zip(answers) {
         let txt = match answer.outcome {
@@ -136,8 +161,17 @@ pub async fn verify_dkim<R: Resolver>(resolver: &R, message: &AuthenticatedMessa
         .await
         .iter()
         .map(|out| {
-            let (result, reason) = result_parts(out.result());
+            let (mut result, mut reason) = result_parts(out.result());
             let sig = out.signature();
+            if let Some(s) = sig
+                && !s.h.iter().any(|h| h.eq_ignore_ascii_case("from"))
+                && result != "none"
+            {
+                result = "fail";
+                reason = Some(
+                    "the signature does not cover the From header (h= leaves it out): RFC 6376 §5.4 says From MUST be signed, so verifiers treat it as failing".into(),
+                );
+            }
             DkimCheck {
                 domain: sig.map(|s| s.d.to_ascii_lowercase()).unwrap_or_default(),
                 selector: sig.map(|s| s.s.clone()).unwrap_or_default(),

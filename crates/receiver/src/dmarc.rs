@@ -8,36 +8,50 @@ use serde::Serialize;
 use ses_dmarc_records::DmarcRecord;
 use ses_dmarc_records::dmarc::{AlignmentMode, IdentifierMatch, Policy, Rfc};
 
+/// The DMARC result for a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DmarcResult {
+    /// SPF or a DKIM signature passed with an identifier aligned with the From domain.
     Pass,
+    /// Nothing passed aligned: the policy applies.
     Fail,
+    /// No DMARC record: DMARC does not apply.
     None,
+    /// The DMARC record could not be read (a DNS failure).
     TempError,
+    /// The DMARC record is not valid, or there is no single From domain to evaluate.
     PermError,
 }
 
 /// The SPF result for the MAIL FROM identity (or HELO, for bounces).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpfIdentity {
+    /// The SPF result.
     pub result: SpfResult,
+    /// The domain SPF checked: the MAIL FROM domain, or the HELO name.
     pub domain: String,
 }
 
 /// One DKIM signature's verification result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DkimIdentity {
+    /// The signing domain (`d=`).
     pub domain: String,
+    /// The selector (`s=`).
     pub selector: String,
+    /// Whether the signature verified.
     pub pass: bool,
 }
 
+/// How one authenticated identifier (SPF's domain, a DKIM `d=`) stands to the From domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alignment {
+    /// The identifier's domain, lower case.
     pub domain: String,
     /// Whether the identifier authenticated (SPF pass, DKIM pass).
     pub authenticated: bool,
+    /// Whether it counts for DMARC: authenticated, and matching under the record's mode.
     pub aligned: bool,
     /// `strict` (same name), `relaxed` (same organizational domain) or `none`.
     pub how: &'static str,
@@ -45,11 +59,17 @@ pub struct Alignment {
     pub mode: AlignmentMode,
 }
 
+/// DMARC evaluated for one message: alignment of each identifier, the result, and what the
+/// policy asks the receiver to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DmarcEvaluation {
+    /// The DMARC result.
     pub result: DmarcResult,
+    /// The From header's domain, lower case.
     pub from_domain: String,
+    /// The domain whose `_dmarc` record applies, when one was found.
     pub policy_domain: Option<String>,
+    /// The DMARC record's text, when one was found.
     pub record: Option<String>,
     /// The policy that applies to the From domain (`p`, `sp` or `np`).
     pub policy: Option<Policy>,
@@ -59,8 +79,11 @@ pub struct DmarcEvaluation {
     pub testing: bool,
     /// RFC 7489 `pct`: the share of failing mail the policy applies to.
     pub percent: u8,
+    /// SPF's alignment, when SPF was checked.
     pub spf: Option<Alignment>,
+    /// Each DKIM signature's alignment, in signature order.
     pub dkim: Vec<Alignment>,
+    /// The result explained in one sentence.
     pub reason: String,
 }
 

@@ -26,25 +26,34 @@ pub fn tree_walk_names(name: &str) -> Vec<String> {
 pub enum DmarcAt {
     /// Exactly one `v=DMARC1` record.
     One {
+        /// The record's text.
         text: String,
     },
+    /// No `v=DMARC1` record (NODATA, NXDOMAIN, or only other TXT records).
     None,
+    /// More than one `v=DMARC1` record: receivers then apply no policy.
     Multiple {
+        /// The records' texts.
         texts: Vec<String>,
     },
     /// Values stored with literal quotes, so not selected.
     Quoted {
+        /// The quoted values, as stored.
         texts: Vec<String>,
     },
+    /// The TXT query failed.
     Failed {
+        /// How it failed.
         failure: Failure,
     },
+    /// The TXT answer has not been fetched yet.
     Pending,
 }
 
 /// The TXT answer for a name, if fetched.
 pub type TxtAnswers<'a> = dyn Fn(&str) -> Option<&'a Answer> + 'a;
 
+/// What `_dmarc.<name>` holds, by the TXT answers fetched so far.
 pub fn dmarc_at(txt: &TxtAnswers<'_>, name: &str) -> DmarcAt {
     let Some(answer) = txt(&format!("_dmarc.{name}")) else { return DmarcAt::Pending };
     match &answer.outcome {
@@ -92,6 +101,7 @@ impl EmptyOrSemicolon for str {
 pub struct Discovered {
     /// The domain whose `_dmarc` record applies (None: no record found).
     pub policy_domain: Option<String>,
+    /// The DMARC record's text (None: no record found).
     pub record: Option<String>,
     /// The organizational domain this method determined.
     pub organizational_domain: String,
@@ -102,8 +112,15 @@ pub struct Discovered {
 /// Discovery could not finish because an answer is missing or failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiscoveryBlocked {
+    /// An answer the method needs has not been fetched yet.
     Pending,
-    Failed { name: String, failure: Failure },
+    /// A TXT query the method needs failed.
+    Failed {
+        /// The name queried (`_dmarc.example.com`).
+        name: String,
+        /// How it failed.
+        failure: Failure,
+    },
 }
 
 fn record_psd(text: &str) -> Option<Psd> {

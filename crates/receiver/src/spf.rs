@@ -13,23 +13,33 @@ use std::pin::Pin;
 
 /// RFC 7208 §4.6.4 limits.
 pub const MAX_LOOKUPS: usize = 10;
+/// At most two void lookups (NODATA or NXDOMAIN) per check; more is a permerror.
 pub const MAX_VOID_LOOKUPS: usize = 2;
-pub const MAX_MX_NAMES: usize = 10;
-pub const MAX_PTR_NAMES: usize = 10;
+pub(crate) const MAX_MX_NAMES: usize = 10;
+pub(crate) const MAX_PTR_NAMES: usize = 10;
 
+/// An SPF result (RFC 7208 §2.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpfResult {
+    /// No SPF record, or no valid domain to check.
     None,
+    /// The record says nothing about this IP (`?`, or no term matched).
     Neutral,
+    /// The IP is authorized.
     Pass,
+    /// The IP is not authorized (`-`).
     Fail,
+    /// The IP is probably not authorized (`~`).
     SoftFail,
+    /// A transient DNS error; the check may succeed later.
     TempError,
+    /// The record cannot be evaluated (syntax error, too many lookups, two records).
     PermError,
 }
 
 impl SpfResult {
+    /// The result's name in lower case (`softfail`), as headers write it.
     pub fn as_str(self) -> &'static str {
         match self {
             SpfResult::None => "none",
@@ -42,6 +52,7 @@ impl SpfResult {
         }
     }
 
+    /// Reads a result name, any case (`hardfail` is read as fail).
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text.trim().to_ascii_lowercase().as_str() {
             "none" => SpfResult::None,
@@ -71,25 +82,36 @@ impl std::fmt::Display for SpfResult {
     }
 }
 
+/// One step of an SPF check, for the trace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TraceEvent {
     /// 0 for the checked domain, +1 per include or redirect.
     pub depth: usize,
     /// The domain whose record was being evaluated.
     pub domain: String,
+    /// What happened.
     #[serde(flatten)]
     pub kind: TraceKind,
 }
 
+/// What one step of an SPF check did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TraceKind {
     /// The SPF record selected at `domain` (or why there is none).
-    Record { record: Option<String>, note: String },
+    Record {
+        /// The record's text (None: no record selected).
+        record: Option<String>,
+        /// Why no record was selected (empty when one was).
+        note: String,
+    },
     /// One DNS query.
     Lookup {
+        /// The name queried.
         name: String,
+        /// The record type queried.
         rtype: RecordType,
+        /// What came back, in words (`2 record(s)`, `no data`, `NXDOMAIN`, `failed: ...`).
         outcome: String,
         /// The term that caused it.
         cause: String,
@@ -97,41 +119,66 @@ pub enum TraceKind {
         void: bool,
     },
     /// A mechanism or modifier evaluated, and whether it matched.
-    Term { term: String, matched: bool, note: String, lookups_so_far: usize },
+    Term {
+        /// The term as written.
+        term: String,
+        /// Whether it matched the client IP.
+        matched: bool,
+        /// What the term looked at (`3 address(es) at example.com`, `include.example gave
+        /// fail`); empty for `ip4`, `ip6` and `all`.
+        note: String,
+        /// DNS-querying terms counted so far in the check, this term and its includes counted.
+        lookups_so_far: usize,
+    },
     /// How the evaluation of `domain` ended.
-    Result { result: SpfResult, reason: String },
+    Result {
+        /// The result for `domain`.
+        result: SpfResult,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The outcome of an SPF check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpfCheck {
+    /// The SPF result.
     pub result: SpfResult,
     /// The domain checked (the MAIL FROM's domain, or the HELO name).
     pub domain: String,
     /// The identity checked: `mailfrom` or `helo`.
     pub identity: &'static str,
+    /// Why this result, in one sentence.
     pub reason: String,
     /// The explanation (`exp=`) for a fail, when the domain published one.
     pub explanation: Option<String>,
     /// The term that decided the result, and the domain whose record held it.
     pub matched: Option<MatchedTerm>,
+    /// DNS-querying terms evaluated (limit [`MAX_LOOKUPS`]).
     pub lookups: usize,
+    /// Lookups that returned nothing (limit [`MAX_VOID_LOOKUPS`]).
     pub void_lookups: usize,
+    /// Every step, in order.
     pub trace: Vec<TraceEvent>,
 }
 
+/// The term that decided an SPF result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MatchedTerm {
+    /// The domain whose record holds the term.
     pub domain: String,
+    /// The term as written.
     pub term: String,
 }
 
 /// Connection facts for a check.
 #[derive(Debug, Clone)]
 pub struct SpfInput {
+    /// The connecting client's IP address.
     pub ip: IpAddr,
     /// The SMTP MAIL FROM address; empty for a bounce (then the HELO identity is checked).
     pub mail_from: String,
+    /// The HELO/EHLO name the client gave.
     pub helo: String,
     /// The receiving host's name, for the `%{r}` macro.
     pub receiver: Option<String>,

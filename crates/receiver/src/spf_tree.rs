@@ -18,8 +18,10 @@ pub const MAX_DEPTH: usize = 12;
 /// lookups anyway).
 pub const MAX_RECORDS: usize = 200;
 
+/// A domain's SPF include tree, with lookup counts and every problem found on the way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpfTree {
+    /// The checked domain's record.
     pub root: SpfNode,
     /// DNS-querying terms over the whole tree (RFC 7208 limit: 10).
     pub lookups: usize,
@@ -33,42 +35,61 @@ pub struct SpfTree {
     pub unexpanded: Vec<String>,
 }
 
+/// A term whose DNS query returned nothing (a void lookup).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VoidLookup {
+    /// The domain whose record holds the term.
     pub domain: String,
+    /// The term as written.
     pub term: String,
+    /// The name queried.
     pub name: String,
+    /// The record type queried.
     pub rtype: RecordType,
 }
 
+/// A DNS query of the tree whose answer could not be had.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedQuery {
+    /// The name queried.
     pub name: String,
+    /// The record type queried.
     pub rtype: RecordType,
+    /// How it failed.
     pub failure: Failure,
+    /// The term (or include) that caused the query.
     pub cause: String,
 }
 
+/// What a domain in the tree publishes as SPF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RecordState {
+    /// Exactly one SPF record.
     Found {
+        /// The record's text.
         record: String,
+        /// Its parser diagnostics.
         diagnostics: Vec<Diagnostic>,
     },
     /// No TXT record starts with `v=spf1`.
     Missing {
+        /// True when the name does not exist (NXDOMAIN).
         nxdomain: bool,
     },
     /// More than one `v=spf1` record (permerror).
     Multiple {
+        /// The records' texts.
         records: Vec<String>,
     },
     /// Records stored with literal quotes around them (`"v=spf1 ..."`).
     Quoted {
+        /// The quoted values, as stored.
         records: Vec<String>,
     },
+    /// The TXT query failed.
     Failed {
+        /// How it failed.
         failure: Failure,
     },
     /// Not yet known (the answer is still to be fetched).
@@ -76,6 +97,7 @@ pub enum RecordState {
     /// Not followed: deeper than [`MAX_DEPTH`], already on the path (a loop), or past
     /// [`MAX_RECORDS`].
     Cut {
+        /// Why.
         reason: String,
     },
     /// Shown once, above: this domain's record was expanded elsewhere in the tree; its
@@ -83,17 +105,23 @@ pub enum RecordState {
     Repeated,
 }
 
+/// One domain in the tree: its record and its terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpfNode {
+    /// The domain.
     pub domain: String,
+    /// What it publishes as SPF.
     pub state: RecordState,
+    /// Its record's terms, in order (empty without a record).
     pub terms: Vec<TermNode>,
     /// DNS-querying terms in this node's branch (itself and below).
     pub branch_lookups: usize,
 }
 
+/// One term of a record in the tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TermNode {
+    /// The term as written.
     pub term: String,
     /// 1 for include, a, mx, ptr, exists, redirect; 0 otherwise.
     pub lookups: usize,
@@ -101,6 +129,7 @@ pub struct TermNode {
     pub void: bool,
     /// Why the term was not followed or evaluated, when it was not.
     pub note: Option<String>,
+    /// The record an include or redirect leads to.
     pub child: Option<Box<SpfNode>>,
 }
 

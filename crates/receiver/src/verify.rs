@@ -14,90 +14,144 @@ use ses_dmarc_records::auth_results::{AuthenticationResults, ReceivedSpf};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+/// Connection facts given for a message (`verify --ip --mail-from --helo`); what is missing
+/// is read from the message's headers.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyInput {
+    /// The connecting client's IP address.
     pub ip: Option<IpAddr>,
+    /// The SMTP MAIL FROM address.
     pub mail_from: Option<String>,
+    /// The HELO/EHLO name.
     pub helo: Option<String>,
 }
 
+/// Why a message cannot be verified.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error(
         "the input is not an e-mail message: no header section could be read (an RFC 5322 message starts with `Name: value` header lines)"
     )]
+    /// The input has no header section.
     NotAMessage,
 }
 
 /// Where the connection facts came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Connection {
+    /// The connecting client's IP address.
     pub ip: IpAddr,
+    /// The SMTP MAIL FROM address (empty for a bounce).
     pub mail_from: String,
+    /// The HELO/EHLO name, when known.
     pub helo: Option<String>,
     /// `flags`, or the header that was trusted and why.
     pub source: String,
 }
 
+/// The SPF check of a message, with its DMARC alignment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpfReport {
+    /// The SPF result.
     pub result: SpfResult,
+    /// The domain checked: the MAIL FROM domain, or the HELO name.
     pub domain: String,
+    /// Whether SPF passed aligned with the From domain.
     pub aligned: bool,
+    /// `strict`, `relaxed` or `none`: how the domain matches the From domain.
     pub alignment: &'static str,
+    /// Why this result, in one sentence.
     pub reason: String,
+    /// DNS-querying terms evaluated.
     pub lookups: usize,
+    /// The full check with its trace (not in the JSON output).
     #[serde(skip)]
     pub check: SpfCheck,
 }
 
+/// One DKIM signature of a message, with its DMARC alignment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DkimReport {
+    /// The signing domain (`d=`).
     pub domain: String,
+    /// The selector (`s=`).
     pub selector: String,
+    /// `pass`, `fail`, `neutral`, `temperror`, `permerror` or `none`.
     pub result: String,
+    /// Whether the signature passed aligned with the From domain.
     pub aligned: bool,
+    /// `strict`, `relaxed` or `none`: how `d=` matches the From domain.
     pub alignment: &'static str,
+    /// Why the signature did not pass, when it did not.
     pub reason: Option<String>,
+    /// The signing algorithm (`a=`).
     pub algorithm: String,
+    /// `l=`: the number of body bytes signed, when the signature limits it.
     pub body_length: Option<u64>,
+    /// The key record says the domain is testing DKIM (`t=y`).
     pub key_testing: bool,
 }
 
+/// DMARC for a message: the result and what the policy asks the receiver to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DmarcReport {
+    /// The DMARC result.
     pub result: DmarcResult,
+    /// The policy that applies to the From domain (`p`, `sp` or `np`), when there is a record.
     pub policy: Option<String>,
+    /// What the policy asks the receiver to do with this message (`none` when DMARC passes).
     pub disposition: String,
+    /// The domain whose `_dmarc` record applies, when one was found.
     pub policy_domain: Option<String>,
+    /// The DMARC record's text, when one was found.
     pub record: Option<String>,
+    /// RFC 9989 `t=y`: the disposition is one level weaker than the policy.
     pub testing: bool,
+    /// The result explained in one sentence.
     pub reason: String,
 }
 
 /// One receiver header's view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReceiverView {
+    /// `Authentication-Results` or `ARC-Authentication-Results`.
     pub header: &'static str,
+    /// The server that wrote the header, when it says.
     pub authserv_id: Option<String>,
+    /// Its SPF result.
     pub spf: Option<String>,
+    /// Its DKIM results: (signing domain, result).
     pub dkim: Vec<(String, String)>,
+    /// Its DMARC result.
     pub dmarc: Option<String>,
 }
 
+/// Everything `verify` concludes about a message: SPF, DKIM, DMARC as a receiver sees them,
+/// what the receivers themselves wrote, and the explanations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verification {
+    /// The From header's addresses, lower case.
     pub from: Vec<String>,
+    /// The From domain, when the message has exactly one From address.
     pub from_domain: Option<String>,
+    /// The connection facts SPF was checked with, when known.
     pub connection: Option<Connection>,
+    /// The SPF check, when there was a client IP to check.
     pub spf: Option<SpfReport>,
+    /// Every DKIM signature, in header order.
     pub dkim: Vec<DkimReport>,
+    /// The DMARC result.
     pub dmarc: DmarcReport,
     /// One line per fact, in plain words.
     pub explanation: Vec<String>,
+    /// What to change on the SES side, in plain words.
     pub hints: Vec<String>,
+    /// Each receiver header's own results, topmost first.
     pub receiver: Vec<ReceiverView>,
+    /// Where a receiver's results differ from ours.
     pub disagreements: Vec<String>,
+    /// Bytes in the message's body.
+    pub body_bytes: u64,
     /// Problems with the message itself (no From, two From, unparseable signatures).
     pub problems: Vec<String>,
 }
@@ -206,11 +260,23 @@ pub async fn verify_message<R: Resolver>(
     input: &VerifyInput,
 ) -> Result<Verification, VerifyError> {
     // Not strict: verify `l=` signatures as RFC 6376 receivers do, and explain their risk.
-    let msg = AuthenticatedMessage::parse_with_opts(raw, None, false).ok_or(VerifyError::NotAMessage)?;
+    if !starts_like_a_message(raw) {
+        return Err(VerifyError::NotAMessage);
+    }
+    let mut msg = AuthenticatedMessage::parse_with_opts(raw, None, false).ok_or(VerifyError::NotAMessage)?;
     if msg.headers.is_empty() {
         return Err(VerifyError::NotAMessage);
     }
     let mut problems = Vec::new();
+    if msg.dkim_headers.len() > crate::dkim::MAX_SIGNATURES {
+        problems.push(format!(
+            "{} DKIM signatures: only the first {} were verified, {} skipped (no sender signs that often; receivers stop early too)",
+            msg.dkim_headers.len(),
+            crate::dkim::MAX_SIGNATURES,
+            msg.dkim_headers.len() - crate::dkim::MAX_SIGNATURES
+        ));
+        msg.dkim_headers.truncate(crate::dkim::MAX_SIGNATURES);
+    }
     let from_headers = headers(&msg, "From");
     let from: Vec<String> = msg.from.iter().map(|f| f.to_ascii_lowercase()).collect();
     match (from_headers.len(), from.len()) {
@@ -349,10 +415,26 @@ pub async fn verify_message<R: Resolver>(
         hints: vec![],
         receiver: receiver_views(&results),
         disagreements: vec![],
+        body_bytes: raw.len().saturating_sub(msg.body_offset as usize) as u64,
         problems,
     };
     explain(&mut v);
     Ok(v)
+}
+
+/// Whether the input starts as an RFC 5322 message does: a header field (`Name: value`,
+/// the name printable ASCII without `:`), possibly after an mbox `From ` line.
+fn starts_like_a_message(raw: &[u8]) -> bool {
+    let raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw);
+    let mut lines = raw.split(|b| *b == b'\n');
+    let mut first = lines.next().unwrap_or_default();
+    if first.starts_with(b"From ") {
+        first = lines.next().unwrap_or_default();
+    }
+    match first.iter().position(|b| *b == b':') {
+        Some(i) if i > 0 => first[..i].iter().all(|b| (33..=126).contains(b)),
+        _ => false,
+    }
 }
 
 fn under_amazonses(domain: &str) -> bool {
@@ -395,10 +477,17 @@ fn explain(v: &mut Verification) {
             ));
         }
         if let Some(l) = d.body_length {
-            lines.push(format!(
-                "  the d={} signature covers only the first {l} bytes of the body (l=): anything appended after them is unsigned",
-                d.domain
-            ));
+            if l > v.body_bytes {
+                lines.push(format!(
+                    "  the d={} signature says l={l}, more than the body's {} bytes: the body was cut after signing, or l= is wrong; verifiers that honour l= then fail it",
+                    d.domain, v.body_bytes
+                ));
+            } else {
+                lines.push(format!(
+                    "  the d={} signature covers only the first {l} bytes of the body (l=): anything appended after them is unsigned",
+                    d.domain
+                ));
+            }
         }
     }
     if v.dkim.is_empty() {
@@ -418,19 +507,42 @@ fn explain(v: &mut Verification) {
             }
         ));
     }
-    // Where the receiver's own conclusion differs from ours.
+    // Where the receiver's own conclusion differs from ours, with the likeliest cause.
     if let Some(r) = v.receiver.iter().find(|r| r.header == "Authentication-Results") {
         let who = r.authserv_id.clone().unwrap_or_else(|| "the receiver".into());
+        let from_problem = v.problems.iter().find(|p| p.contains("From")).cloned();
+        let altered =
+            v.dkim.iter().any(|d| d.reason.as_deref().is_some_and(|r| r.to_ascii_lowercase().contains("body")));
+        let cause = |what: &str| {
+            match (&from_problem, what) {
+            (Some(p), _) => format!("the message's From is not one address ({p}); receivers treat that differently"),
+            (None, "dkim") if altered => "the message was changed after the receiver checked it (a forwarder, a mailing list, or a client re-encoding it)".to_string(),
+            (None, "spf") => "the connection facts differ: give --ip and --mail-from as the receiver saw them".to_string(),
+            _ => "DNS may have changed since delivery (records edited, keys rotated)".to_string(),
+        }
+        };
         if let (Some(theirs), Some(ours)) = (&r.spf, &v.spf)
             && theirs != ours.result.as_str()
         {
-            v.disagreements.push(format!("SPF: {who} says {theirs}, we get {} ({})", ours.result, ours.reason));
+            v.disagreements.push(format!(
+                "SPF: {who} says {theirs}, we get {} ({}); likely cause: {}",
+                ours.result,
+                ours.reason,
+                cause("spf")
+            ));
         }
         for (d, theirs) in &r.dkim {
-            if let Some(ours) = v.dkim.iter().find(|x| &x.domain == d)
-                && &ours.result != theirs
-            {
-                v.disagreements.push(format!("DKIM d={d}: {who} says {theirs}, we get {}", ours.result));
+            match v.dkim.iter().find(|x| &x.domain == d) {
+                Some(ours) if &ours.result != theirs => v.disagreements.push(format!(
+                    "DKIM d={d}: {who} says {theirs}, we get {}; likely cause: {}",
+                    ours.result,
+                    cause("dkim")
+                )),
+                Some(_) => {}
+                None if theirs != "none" => v.disagreements.push(format!(
+                    "DKIM d={d}: {who} says {theirs}, but the message holds no signature by d={d}: its DKIM-Signature header was removed or the message is not the one the receiver saw"
+                )),
+                None => {}
             }
         }
         let ours = format!("{:?}", v.dmarc.result).to_ascii_lowercase();
@@ -438,7 +550,7 @@ fn explain(v: &mut Verification) {
             && theirs != &ours
         {
             v.disagreements
-                .push(format!("DMARC: {who} says {theirs}, we get {ours} (DNS may have changed since delivery)"));
+                .push(format!("DMARC: {who} says {theirs}, we get {ours}; likely cause: {}", cause("dmarc")));
         }
     }
     v.explanation = lines;

@@ -302,3 +302,99 @@ fn broken_messages_get_a_verdict_or_an_error() {
     let v = rt.block_on(verify_message(&client, big_signed.as_bytes(), &VerifyInput::default())).unwrap();
     assert_eq!(v.dkim[0].result, "neutral", "50 MB with a body that differs from the signed one: {:?}", v.dkim[0]);
 }
+
+#[test]
+fn a_signature_that_leaves_from_unsigned_fails() {
+    let s = server();
+    let k = &keys().rsa2048;
+    let key = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.0.clone()))).unwrap();
+    let msg = message("example.com");
+    let sig = DkimSigner::from_key(key)
+        .domain("example.com")
+        .selector("s2048")
+        .headers(["To", "Subject"])
+        .sign(msg.as_bytes());
+    let Ok(sig) = sig else { return }; // a signer that refuses to leave From out is fine too
+    let raw = format!("{}{msg}", sig.to_header());
+    if !raw.to_ascii_lowercase().contains("h=to:subject") {
+        return;
+    }
+    let v = run(&s, &raw, None, None);
+    assert_eq!(v.dkim[0].result, "fail", "{:?}", v.dkim[0]);
+    assert!(v.dkim[0].reason.as_deref().unwrap().contains("From MUST be signed"), "{:?}", v.dkim[0]);
+    assert_ne!(v.dmarc.result, DmarcResult::Pass);
+}
+
+#[test]
+fn an_l_larger_than_the_body_is_remarked() {
+    let s = server();
+    let k = &keys().rsa2048;
+    let key = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.0.clone()))).unwrap();
+    let msg = message("example.com");
+    let sig = DkimSigner::from_key(key)
+        .domain("example.com")
+        .selector("s2048")
+        .headers(["From", "Subject"])
+        .body_length(true)
+        .sign(msg.as_bytes())
+        .unwrap();
+    let header = sig.to_header();
+    // Claim more than the body holds.
+    let raw = format!("{}{msg}", header.replacen("l=", "l=99", 1));
+    let v = run(&s, &raw, None, None);
+    assert!(v.explanation.iter().any(|l| l.contains("more than the body's")), "{:#?} {:?}", v.explanation, v.dkim);
+}
+
+#[test]
+fn a_thousand_signatures_whose_keys_never_come_are_capped_and_bounded() {
+    let s = server();
+    let msg = message("example.com");
+    let mut raw = String::new();
+    for i in 0..1000 {
+        let name = format!("dead{i}._domainkey.example.com");
+        s.set_fault(&name, ses_dmarc_dns::testing::Fault::Drop);
+        raw.push_str(&format!(
+            "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=dead{i}; h=from; bh=AAAA; b=AAAA\r\n"
+        ));
+    }
+    raw.push_str(&msg);
+    let started = std::time::Instant::now();
+    let v = run(&s, &raw, None, None);
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(v.dkim.len() <= 10, "{}", v.dkim.len());
+    assert!(v.problems.iter().any(|p| p.contains("990 skipped")), "{:?}", v.problems);
+}
+
+#[test]
+fn text_and_random_bytes_are_not_messages() {
+    let s = server();
+    let client = StubClient::new(vec![s.addr()], Duration::from_secs(1), 1).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    for input in [&b"Dear Bob,\nthis is a letter, not a message.\n"[..], &junk, b"\x00\x01\x02: x"] {
+        let r = rt.block_on(verify_message(&client, input, &VerifyInput::default()));
+        assert!(matches!(r, Err(ses_dmarc_receiver::verify::VerifyError::NotAMessage)), "{:?}", r.map(|v| v.dmarc));
+    }
+}
+
+#[test]
+fn disagreements_with_the_receiver_are_listed_with_their_cause() {
+    let s = server();
+    // The receiver saw a DKIM pass; the message as given has no signature.
+    let raw = format!(
+        "Authentication-Results: mx.receiver.test; dkim=pass header.d=example.com; spf=pass smtp.mailfrom=example.com; dmarc=pass header.from=example.com\r\n{}",
+        message("example.com")
+    );
+    let v = run(&s, &raw, None, None);
+    assert!(v.disagreements.iter().any(|d| d.contains("holds no signature by d=example.com")), "{:?}", v.disagreements);
+    assert!(
+        v.disagreements.iter().any(|d| d.starts_with("DMARC:") && d.contains("likely cause")),
+        "{:?}",
+        v.disagreements
+    );
+    // Two From addresses: the cause says so, not "DNS changed".
+    let two = raw.replace("From: Alice <alice@example.com>", "From: Alice <alice@example.com>, eve@evil.test");
+    let v = run(&s, &two, None, None);
+    let dmarc = v.disagreements.iter().find(|d| d.starts_with("DMARC:")).unwrap();
+    assert!(dmarc.contains("From is not one address"), "{dmarc}");
+}

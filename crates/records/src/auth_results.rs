@@ -7,23 +7,30 @@
 
 use serde::Serialize;
 
+/// An Authentication-Results (RFC 8601) or ARC-Authentication-Results (RFC 8617) header,
+/// parsed: who wrote it and one result per method.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthenticationResults {
     /// The server that wrote the header (absent in Outlook's headers).
     pub authserv_id: Option<String>,
+    /// The version after the authserv-id (`mx.example.com 1;`), when written.
     pub version: Option<u32>,
     /// ARC instance (`i=`), for ARC-Authentication-Results.
     pub instance: Option<u32>,
+    /// One entry per `method=result` clause, in header order.
     pub results: Vec<MethodResult>,
 }
 
+/// One `method=result` clause: `spf=pass smtp.mailfrom=...`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MethodResult {
     /// Lower case: `spf`, `dkim`, `dmarc`, `arc`, `compauth`, ...
     pub method: String,
+    /// The method's version (`dkim/1` gives `1`), when written.
     pub version: Option<String>,
     /// Lower case: `pass`, `fail`, `none`, ...
     pub result: String,
+    /// The `reason=` value, when written.
     pub reason: Option<String>,
     /// `(ptype, property, value)`: `("header", "from", "example.com")`; ptype is empty for
     /// properties written without one (`action=none`).
@@ -43,10 +50,13 @@ impl MethodResult {
     }
 }
 
+/// A header value that could not be parsed, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (at byte {at})")]
 pub struct HeaderError {
+    /// Byte offset in the header value.
     pub at: usize,
+    /// What was expected there.
     pub message: String,
 }
 
@@ -336,7 +346,9 @@ impl AuthenticationResults {
 /// A Received-SPF header (RFC 7208 §9.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReceivedSpf {
+    /// Lower case: `pass`, `fail`, `softfail`, `neutral`, `none`, `temperror`, `permerror`.
     pub result: String,
+    /// The comments after the result, joined.
     pub comment: Option<String>,
     /// `client-ip`, `envelope-from`, `helo`, `receiver`, `identity`, `mechanism`, `problem`,
     /// ... lower-cased keys, values as written.
@@ -344,6 +356,7 @@ pub struct ReceivedSpf {
 }
 
 impl ReceivedSpf {
+    /// Parses the value of a Received-SPF header (after the colon).
     pub fn parse(value: &str) -> Result<Self, HeaderError> {
         let toks = tokens(value)?;
         let mut c = Cursor { toks, pos: 0, end: value.len() };
@@ -382,6 +395,7 @@ impl ReceivedSpf {
         Ok(ReceivedSpf { result, comment: (!comments.is_empty()).then(|| comments.join("; ")), pairs })
     }
 
+    /// The value of one `key=value` pair, the key case-insensitively (`"client-ip"`).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use std::ops::Range;
 
+/// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -16,6 +17,7 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// The name in lower case, as the JSON output writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",
@@ -30,7 +32,9 @@ impl Severity {
 pub struct Diagnostic {
     /// Stable code, listed in [`DIAGNOSTIC_CODES`].
     pub code: &'static str,
+    /// How serious the problem is.
     pub severity: Severity,
+    /// What is wrong and, when there is one, what to write instead.
     pub message: String,
     /// Byte range of the input the diagnostic concerns.
     pub span: Range<usize>,
@@ -40,15 +44,19 @@ pub struct Diagnostic {
 /// kind at all) and every diagnostic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed<T> {
+    /// The record; `None` when the input is not a record of this kind at all.
     pub value: Option<T>,
+    /// Every problem found, in input order.
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl<T> Parsed<T> {
+    /// True when any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.severity == Severity::Error)
     }
 
+    /// True when a diagnostic has this code.
     pub fn has_code(&self, code: &str) -> bool {
         self.diagnostics.iter().any(|d| d.code == code)
     }
@@ -62,8 +70,11 @@ impl<T> Parsed<T> {
 /// The documentation of one diagnostic code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct DiagnosticCode {
+    /// The stable code (`spf-syntax`).
     pub code: &'static str,
+    /// The severity a diagnostic with this code has.
     pub severity: Severity,
+    /// What the code means, in one or two sentences.
     pub summary: &'static str,
 }
 
@@ -71,7 +82,7 @@ macro_rules! codes {
     ($( $ident:ident = $code:literal, $sev:ident, $summary:literal; )*) => {
         /// Diagnostic codes as constants, so a typo is a compile error.
         pub mod code {
-            $( pub const $ident: &str = $code; )*
+            $( #[doc = $summary] pub const $ident: &str = $code; )*
         }
         /// Every diagnostic code a parser in this crate can emit.
         pub const DIAGNOSTIC_CODES: &[DiagnosticCode] = &[

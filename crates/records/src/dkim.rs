@@ -8,6 +8,8 @@ use serde::Serialize;
 use std::fmt;
 use std::ops::Range;
 
+/// A DKIM key record (RFC 6376 §3.6.1), the TXT record at `<selector>._domainkey.<domain>`:
+/// its tags as written.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DkimKeyRecord {
     /// `v=`, when written.
@@ -24,6 +26,7 @@ pub struct DkimKeyRecord {
     pub notes: Option<String>,
     /// `p=` with white space removed; `Some("")` is a revoked key.
     pub public_key: Option<String>,
+    /// Tags RFC 6376 does not define, name and value as written; verifiers ignore them.
     pub unknown_tags: Vec<(String, String)>,
 }
 
@@ -31,11 +34,22 @@ pub struct DkimKeyRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum KeyInfo {
-    Rsa { bits: u32 },
+    /// An RSA key.
+    Rsa {
+        /// The modulus length in bits (RFC 8301: at least 1024, 2048 recommended).
+        bits: u32,
+    },
+    /// An Ed25519 key (RFC 8463): 32 raw bytes.
     Ed25519,
+    /// `p=` is empty: the key is revoked.
     Revoked,
+    /// No `p=` tag: the record holds no key.
     Missing,
-    Invalid { reason: String },
+    /// `p=` does not decode to a key of the stated type.
+    Invalid {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 const RSA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
@@ -49,6 +63,8 @@ fn base64_engine() -> GeneralPurpose {
 }
 
 impl DkimKeyRecord {
+    /// Parses one key record. The value is always there; every problem, including the key's own
+    /// (revoked, weak, not decodable), is a diagnostic.
     pub fn parse(text: &str) -> Parsed<DkimKeyRecord> {
         let mut diags = Vec::new();
         let mut rec = DkimKeyRecord::default();
@@ -162,7 +178,7 @@ impl DkimKeyRecord {
         Parsed { value: Some(rec), diagnostics: diags }
     }
 
-    pub fn is_ed25519(&self) -> bool {
+    pub(crate) fn is_ed25519(&self) -> bool {
         self.key_type.as_deref() == Some("ed25519")
     }
 

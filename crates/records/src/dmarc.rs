@@ -7,16 +7,20 @@ use serde::Serialize;
 use std::fmt;
 use std::ops::Range;
 
+/// A DMARC policy (`p`, `sp`, `np`): what receivers do with mail that fails DMARC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
+    /// `none`: deliver as usual; the domain only asks for reports.
     None,
+    /// `quarantine`: treat as suspicious (usually the spam folder).
     Quarantine,
+    /// `reject`: refuse the mail during the SMTP session.
     Reject,
 }
 
 impl Policy {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Policy::None => "none",
             Policy::Quarantine => "quarantine",
@@ -24,7 +28,7 @@ impl Policy {
         }
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text.to_ascii_lowercase().as_str() {
             "none" => Some(Policy::None),
             "quarantine" => Some(Policy::Quarantine),
@@ -49,15 +53,18 @@ impl fmt::Display for Policy {
     }
 }
 
+/// `adkim`/`aspf`: how closely an authenticated domain must match the From domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlignmentMode {
+    /// `r`: the same organizational domain is enough (the default).
     Relaxed,
+    /// `s`: the very same name.
     Strict,
 }
 
 impl AlignmentMode {
-    pub fn letter(self) -> char {
+    pub(crate) fn letter(self) -> char {
         match self {
             AlignmentMode::Relaxed => 'r',
             AlignmentMode::Strict => 's',
@@ -70,8 +77,11 @@ impl AlignmentMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdentifierMatch {
+    /// The very same name.
     Strict,
+    /// Different names with the same organizational domain.
     Relaxed,
+    /// Different organizational domains, or an empty name.
     None,
 }
 
@@ -103,6 +113,7 @@ impl IdentifierMatch {
         }
     }
 
+    /// The match in lower case: `strict`, `relaxed` or `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             IdentifierMatch::Strict => "strict",
@@ -121,6 +132,7 @@ fn organizational(name: &str, discovered_org: Option<&str>) -> String {
     DomainName::parse(name).map(|d| d.organizational_domain().to_string()).unwrap_or_else(|_| name.to_string())
 }
 
+/// One `fo=` option: when the domain wants failure reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum FailureOption {
     /// `0`: report when all mechanisms fail to align.
@@ -148,16 +160,21 @@ impl FailureOption {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Psd {
+    /// `y`: a public suffix domain's record.
     Yes,
+    /// `n`: the organizational domain's record; the tree walk stops here.
     No,
+    /// `u`: not said (the default).
     Unknown,
 }
 
 /// Which DMARC specification to read a record by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Rfc {
+    /// RFC 7489 (2015): `pct`, `rf` and `ri`, the public suffix list for organizational domains.
     #[serde(rename = "rfc7489")]
     Rfc7489,
+    /// RFC 9989 (2026): `np`, `psd` and `t`, the DNS tree walk for organizational domains.
     #[serde(rename = "rfc9989")]
     Rfc9989,
 }
@@ -165,6 +182,7 @@ pub enum Rfc {
 /// One `rua`/`ruf` destination: the URI and, under RFC 7489, an optional size limit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReportUri {
+    /// The URI without the size suffix (`mailto:dmarc@example.com`).
     pub uri: String,
     /// The `!size` suffix as written (`10m`), ignored under RFC 9989.
     pub size_limit: Option<String>,
@@ -210,7 +228,7 @@ impl ReportUri {
         Ok(ReportUri { uri: uri.to_string(), size_limit })
     }
 
-    pub fn is_mailto(&self) -> bool {
+    pub(crate) fn is_mailto(&self) -> bool {
         self.uri.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("mailto:"))
     }
 
@@ -246,18 +264,31 @@ impl fmt::Display for ReportUri {
 /// [`DmarcRecord::meaning`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DmarcRecord {
+    /// `p`: the policy for the domain itself.
     pub policy: Option<Policy>,
+    /// `sp`: the policy for subdomains (`p` when absent).
     pub subdomain_policy: Option<Policy>,
+    /// `np` (RFC 9989): the policy for subdomains that do not exist (`sp` when absent).
     pub nonexistent_policy: Option<Policy>,
+    /// `adkim`: DKIM identifier alignment (relaxed when absent).
     pub adkim: Option<AlignmentMode>,
+    /// `aspf`: SPF identifier alignment (relaxed when absent).
     pub aspf: Option<AlignmentMode>,
+    /// `fo`: when failure reports are wanted (`0` when absent).
     pub failure_options: Option<Vec<FailureOption>>,
+    /// `pct` (RFC 7489 only): the percentage of failing mail the policy applies to.
     pub pct: Option<u8>,
+    /// `rf` (RFC 7489 only): the failure report format, as written (only `afrf` exists).
     pub report_format: Option<String>,
+    /// `ri` (RFC 7489 only): the requested aggregate report interval, in seconds.
     pub report_interval: Option<u32>,
+    /// `rua`: where aggregate reports go.
     pub rua: Vec<ReportUri>,
+    /// `ruf`: where failure reports go.
     pub ruf: Vec<ReportUri>,
+    /// `psd` (RFC 9989): whether this is a public suffix domain's record.
     pub psd: Option<Psd>,
+    /// `t` (RFC 9989): `Some(true)` for `t=y`, testing mode.
     pub testing: Option<bool>,
     /// Tags neither RFC defines, lower-cased name and value as written.
     pub unknown_tags: Vec<(String, String)>,
@@ -266,14 +297,19 @@ pub struct DmarcRecord {
 /// What a record asks receivers to do, read by one RFC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyMeaning {
+    /// The RFC the record was read by.
     pub rfc: Rfc,
     /// `false` when the RFC makes receivers ignore the record (no usable `p` under 7489).
     pub usable: bool,
+    /// The policy for the domain itself (`none` when `p` is missing).
     pub policy: Policy,
+    /// The policy for subdomains: `sp`, else `p`.
     pub subdomain_policy: Policy,
     /// Only RFC 9989 has `np`.
     pub nonexistent_policy: Option<Policy>,
+    /// DKIM identifier alignment, the default applied.
     pub adkim: AlignmentMode,
+    /// SPF identifier alignment, the default applied.
     pub aspf: AlignmentMode,
     /// Percentage of failing mail the policy applies to (RFC 7489 `pct`; always 100 under 9989).
     pub percent: u8,
@@ -281,6 +317,7 @@ pub struct PolicyMeaning {
     pub testing: bool,
     /// The policy most failing mail from the domain itself actually gets.
     pub applied: Policy,
+    /// The meaning in one sentence, for people.
     pub summary: String,
 }
 

@@ -8,22 +8,51 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DomainName(String);
 
+/// Why a text is not a valid domain name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainNameError {
+    /// Nothing left once white space and one trailing dot are removed.
     #[error("the domain name is empty")]
     Empty,
+    /// Two dots in a row or a leading dot; holds the name.
     #[error("`{0}` has an empty label (two dots in a row, or a leading dot)")]
     EmptyLabel(String),
+    /// A label over 63 bytes.
     #[error("the label `{label}` is {len} bytes long; a label may have at most 63")]
-    LabelTooLong { label: String, len: usize },
+    LabelTooLong {
+        /// The label.
+        label: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A name over 253 bytes (in A-labels).
     #[error("`{name}` is {len} bytes long; a domain name may have at most 253")]
-    NameTooLong { name: String, len: usize },
+    NameTooLong {
+        /// The name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A character other than a letter, digit, hyphen or (in DNS names) underscore.
     #[error("`{name}` contains `{ch}`, which is not allowed in a domain name")]
-    BadCharacter { name: String, ch: char },
+    BadCharacter {
+        /// The name.
+        name: String,
+        /// The character refused.
+        ch: char,
+    },
+    /// A label starting or ending with a hyphen; holds the label.
     #[error("the label `{0}` starts or ends with a hyphen")]
     HyphenEdge(String),
+    /// A Unicode name IDNA cannot convert to A-labels.
     #[error("`{name}` is not a valid internationalized domain name: {reason}")]
-    Idna { name: String, reason: String },
+    Idna {
+        /// The name as given.
+        name: String,
+        /// The IDNA error.
+        reason: String,
+    },
+    /// An underscore label in a host name; holds the name.
     #[error("`{0}` contains an underscore label; a host name may not")]
     Underscore(String),
 }
@@ -86,6 +115,7 @@ impl DomainName {
         Ok(DomainName(ascii))
     }
 
+    /// The name in canonical form.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -95,10 +125,11 @@ impl DomainName {
         format!("{}.", self.0)
     }
 
-    pub fn labels(&self) -> impl DoubleEndedIterator<Item = &str> {
+    pub(crate) fn labels(&self) -> impl DoubleEndedIterator<Item = &str> {
         self.0.split('.')
     }
 
+    /// How many labels the name has (`example.com` has 2).
     pub fn label_count(&self) -> usize {
         self.0.split('.').count()
     }
@@ -151,9 +182,13 @@ impl DomainName {
     }
 }
 
+/// A name's public suffix (`com`, `co.uk`), by the public suffix list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicSuffix {
+    /// The suffix, lower case, no trailing dot.
     pub suffix: String,
+    /// Whether the list knows the suffix (false: an unknown top-level domain, taken as its
+    /// last label).
     pub known: bool,
 }
 

@@ -6,40 +6,53 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
+/// An SPF record (RFC 7208): `v=spf1` and its terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpfRecord {
+    /// The terms after `v=spf1`, in record order.
     pub terms: Vec<Term>,
 }
 
+/// One term of an SPF record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Term {
+    /// A mechanism with its qualifier (`-all`, `include:amazonses.com`).
     Directive(Directive),
+    /// A `name=value` modifier (`redirect=`, `exp=`).
     Modifier(Modifier),
 }
 
+/// A mechanism and its qualifier: the result when the mechanism matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directive {
     /// `None` when the record wrote no qualifier (which means `+`).
     pub qualifier: Option<Qualifier>,
+    /// What is matched against the client IP.
     pub mechanism: Mechanism,
 }
 
 impl Directive {
+    /// The qualifier, `+` when none was written.
     pub fn effective_qualifier(&self) -> Qualifier {
         self.qualifier.unwrap_or(Qualifier::Pass)
     }
 }
 
+/// A directive's qualifier: the SPF result when its mechanism matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Qualifier {
+    /// `+`: pass (the default).
     Pass,
+    /// `-`: fail.
     Fail,
+    /// `~`: softfail.
     SoftFail,
+    /// `?`: neutral.
     Neutral,
 }
 
 impl Qualifier {
-    pub fn symbol(self) -> char {
+    pub(crate) fn symbol(self) -> char {
         match self {
             Qualifier::Pass => '+',
             Qualifier::Fail => '-',
@@ -72,24 +85,55 @@ impl Qualifier {
 /// CIDR prefix lengths on `a` and `mx`: `/24`, `//64`, `/24//64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DualCidr {
+    /// Prefix length for IPv4 addresses (`/24`), 32 when absent.
     pub v4: Option<u8>,
+    /// Prefix length for IPv6 addresses (`//64`), 128 when absent.
     pub v6: Option<u8>,
 }
 
+/// An SPF mechanism (RFC 7208 §5): what a client IP is matched against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mechanism {
+    /// `all`: matches every IP.
     All,
+    /// `include:<domain>`: matches when that domain's SPF record passes.
     Include(MacroString),
-    A { domain: Option<MacroString>, cidr: DualCidr },
-    Mx { domain: Option<MacroString>, cidr: DualCidr },
+    /// `a[:<domain>][/cidr]`: the domain's A or AAAA addresses.
+    A {
+        /// The domain, the current domain when absent.
+        domain: Option<MacroString>,
+        /// Prefix lengths applied to the addresses.
+        cidr: DualCidr,
+    },
+    /// `mx[:<domain>][/cidr]`: the addresses of the domain's MX hosts.
+    Mx {
+        /// The domain, the current domain when absent.
+        domain: Option<MacroString>,
+        /// Prefix lengths applied to the addresses.
+        cidr: DualCidr,
+    },
+    /// `ptr[:<domain>]` (deprecated): the client's validated reverse name lies in the domain.
     Ptr(Option<MacroString>),
-    Ip4 { addr: Ipv4Addr, prefix: Option<u8> },
-    Ip6 { addr: Ipv6Addr, prefix: Option<u8> },
+    /// `ip4:<addr>[/prefix]`.
+    Ip4 {
+        /// The network address.
+        addr: Ipv4Addr,
+        /// The prefix length, 32 when absent.
+        prefix: Option<u8>,
+    },
+    /// `ip6:<addr>[/prefix]`.
+    Ip6 {
+        /// The network address.
+        addr: Ipv6Addr,
+        /// The prefix length, 128 when absent.
+        prefix: Option<u8>,
+    },
+    /// `exists:<domain>`: matches when the expanded name has an A record.
     Exists(MacroString),
 }
 
 impl Mechanism {
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Mechanism::All => "all",
             Mechanism::Include(_) => "include",
@@ -115,20 +159,32 @@ impl Mechanism {
     }
 }
 
+/// An SPF modifier (RFC 7208 §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Modifier {
+    /// `redirect=<domain>`: that domain's record decides when no mechanism matches.
     Redirect(MacroString),
+    /// `exp=<domain>`: where the explanation for a fail is published.
     Exp(MacroString),
-    Unknown { name: String, value: MacroString },
+    /// A modifier RFC 7208 does not define; receivers ignore it.
+    Unknown {
+        /// The modifier name, as written.
+        name: String,
+        /// Its value.
+        value: MacroString,
+    },
 }
 
 /// A macro-string (RFC 7208 §7.1): literal text with `%{...}` macros and escapes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MacroString(pub Vec<MacroPart>);
 
+/// One piece of a macro-string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MacroPart {
+    /// Text taken as written.
     Literal(String),
+    /// A `%{...}` macro.
     Macro(Macro),
     /// `%%`
     Percent,
@@ -138,16 +194,22 @@ pub enum MacroPart {
     UrlSpace,
 }
 
+/// A `%{...}` macro (RFC 7208 §7.1): a letter with its transformers and delimiters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Macro {
+    /// What the macro expands to.
     pub letter: MacroLetter,
     /// Upper-case letter: URL-escape the expansion.
     pub url_escape: bool,
+    /// Keep only this many right-hand parts after splitting, when written.
     pub digits: Option<u32>,
+    /// `r`: reverse the parts before keeping them.
     pub reverse: bool,
+    /// The characters to split on (`.` when empty).
     pub delimiters: String,
 }
 
+/// A macro letter: which fact about the message or connection a macro expands to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MacroLetter {
     /// `s`: the sender (`local@domain`).
@@ -192,6 +254,7 @@ impl MacroLetter {
         })
     }
 
+    /// The letter as written in a record, lower case.
     pub fn as_char(self) -> char {
         match self {
             MacroLetter::Sender => 's',
@@ -208,17 +271,19 @@ impl MacroLetter {
         }
     }
 
+    /// True for `c`, `r` and `t`, which only explanation text may use.
     pub fn exp_only(self) -> bool {
         matches!(self, MacroLetter::ClientIp | MacroLetter::Receiver | MacroLetter::Timestamp)
     }
 }
 
 impl MacroString {
+    /// A macro-string of literal text only.
     pub fn literal(text: &str) -> Self {
         MacroString(vec![MacroPart::Literal(text.to_string())])
     }
 
-    pub fn has_macros(&self) -> bool {
+    pub(crate) fn has_macros(&self) -> bool {
         self.0.iter().any(|p| !matches!(p, MacroPart::Literal(_)))
     }
 
@@ -401,10 +466,12 @@ fn parse_macro_expand(text: &str, start: usize, exp: bool) -> Result<(Macro, usi
     Ok((Macro { letter, url_escape: letter_char.is_ascii_uppercase(), digits, reverse, delimiters }, i + 1))
 }
 
+/// A malformed macro-string, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MacroError {
     /// Byte offset within the macro-string.
     pub at: usize,
+    /// What is wrong, and what to write instead.
     pub message: String,
 }
 
@@ -575,14 +642,16 @@ impl SpfRecord {
         Parsed { value: Some(SpfRecord { terms }), diagnostics: diags }
     }
 
-    pub fn directives(&self) -> impl Iterator<Item = &Directive> {
+    pub(crate) fn directives(&self) -> impl Iterator<Item = &Directive> {
         self.terms.iter().filter_map(|t| if let Term::Directive(d) = t { Some(d) } else { None })
     }
 
+    /// The `redirect=` target, when there is one.
     pub fn redirect(&self) -> Option<&MacroString> {
         self.terms.iter().find_map(|t| if let Term::Modifier(Modifier::Redirect(d)) = t { Some(d) } else { None })
     }
 
+    /// The `exp=` target, when there is one.
     pub fn exp(&self) -> Option<&MacroString> {
         self.terms.iter().find_map(|t| if let Term::Modifier(Modifier::Exp(d)) = t { Some(d) } else { None })
     }
@@ -603,6 +672,7 @@ impl SpfRecord {
         })
     }
 
+    /// The qualifier of the `all` mechanism, when the record has one.
     pub fn all_qualifier(&self) -> Option<Qualifier> {
         self.directives().find(|d| d.mechanism == Mechanism::All).map(|d| d.effective_qualifier())
     }
@@ -649,8 +719,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

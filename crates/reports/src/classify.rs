@@ -6,14 +6,17 @@ use crate::aggregate::{PolicyPublished, ReportRecord};
 use serde::Serialize;
 use ses_dmarc_records::dmarc::{AlignmentMode, IdentifierMatch};
 
+/// Who sent the mail a report record counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
+    /// Amazon SES: a DKIM domain, the envelope or the reverse name under amazonses.com.
     AmazonSes,
     /// A service from [`KNOWN_SENDERS`].
     Known,
     /// Aligned DKIM passes but SPF fails: mail relayed by a forwarder or a list.
     Forwarded,
+    /// None of the above.
     Unknown,
 }
 
@@ -32,13 +35,18 @@ pub const KNOWN_SENDERS: &[(&str, &[&str])] = &[
     ("Brevo", &["sendinblue.com", "brevo.com"]),
 ];
 
+/// A report record classified, with DMARC alignment recomputed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Classified {
+    /// Who sent it.
     pub kind: SourceKind,
     /// `Amazon SES`, a service name, `forwarded`, or the source IP for unknown sources.
     pub source: String,
+    /// SPF passed for the MAIL FROM domain, aligned with the From domain.
     pub spf_aligned: bool,
+    /// A DKIM signature passed, aligned with the From domain.
     pub dkim_aligned: bool,
+    /// DMARC passes: SPF or DKIM aligned.
     pub dmarc_pass: bool,
     /// The reporter's policy_evaluated says otherwise than the recomputation.
     pub reporter_differs: bool,

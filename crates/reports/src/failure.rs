@@ -4,42 +4,64 @@
 use mail_parser::{DateTime, MessageParser, MimeHeaders, PartType};
 use serde::Serialize;
 
+/// A DMARC failure report (ARF): what the reporter says about one message that failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct FailureReport {
     /// Lower case: `auth-failure`, `abuse`, ...
     pub feedback_type: String,
+    /// `User-Agent`: the software that made the report.
     pub user_agent: Option<String>,
+    /// `Version` of the feedback format.
     pub version: Option<String>,
     /// Arrival-Date (or Received-Date), seconds since 1970.
     pub arrival_date: Option<i64>,
+    /// `Source-IP`: the IP the message came from.
     pub source_ip: Option<String>,
+    /// `Original-Mail-From`: the message's MAIL FROM.
     pub original_mail_from: Option<String>,
+    /// `Original-Rcpt-To`: its recipient.
     pub original_rcpt_to: Option<String>,
+    /// `Original-Envelope-Id`.
     pub original_envelope_id: Option<String>,
+    /// `Reporting-MTA`: the server that made the report (the type prefix dropped).
     pub reporting_mta: Option<String>,
+    /// `Reported-Domain` values, lower case.
     pub reported_domain: Vec<String>,
+    /// `Reported-URI` values.
     pub reported_uri: Vec<String>,
+    /// The receiver's `Authentication-Results` for the message.
     pub authentication_results: Vec<String>,
     /// Lower case: `dkim`, `spf`, `dmarc`, `bodyhash`, `revoked`, `signature`, `adsp`.
     pub auth_failure: Option<String>,
+    /// `Delivery-Result`, lower case: `delivered`, `spam`, `policy`, `reject`, `other`.
     pub delivery_result: Option<String>,
+    /// `DKIM-Domain`, lower case: the failing signature's `d=`.
     pub dkim_domain: Option<String>,
+    /// `DKIM-Identity`: its `i=`.
     pub dkim_identity: Option<String>,
+    /// `DKIM-Selector`: its `s=`.
     pub dkim_selector: Option<String>,
+    /// `SPF-DNS`: the SPF records the reporter used.
     pub spf_dns: Option<String>,
+    /// `Identity-Alignment`, lower case: which identifiers aligned (`none`, `dkim`, `spf`).
     pub identity_alignment: Option<String>,
+    /// `Incidents`: how many messages the report stands for (1 when absent).
     pub incidents: u64,
     /// The reported message's header section, as sent.
     pub headers: Option<String>,
 }
 
+/// Why a message is not a usable failure report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FailureError {
+    /// The input is not an e-mail message.
     #[error("not an e-mail message")]
     NotAMessage,
+    /// No `message/feedback-report` part.
     #[error("no message/feedback-report part: not an ARF failure report")]
     NoFeedbackPart,
+    /// The feedback part has no `Feedback-Type`.
     #[error("the feedback report has no Feedback-Type field")]
     NoFeedbackType,
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use ses_dmarc_records::DmarcRecord;
 use ses_dmarc_records::dmarc::Policy;
 
+/// What the reports must show before a stricter policy is advised.
 #[derive(Debug, Clone, Copy)]
 pub struct Criteria {
     /// Days of reports needed (default 14).
@@ -25,20 +26,29 @@ impl Default for Criteria {
     }
 }
 
+/// One thing that stands in the way of the next step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Blocker {
+    /// Stable code (`no-rua`, `too-few-days`, `source-not-aligned`, `new-source`, ...).
     pub code: &'static str,
+    /// What stands in the way, in numbers, and what to do.
     pub message: String,
 }
 
+/// Rollout advice for a domain: where its policy stands and whether to go on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rollout {
+    /// The domain.
     pub domain: String,
+    /// The DMARC record published now.
     pub current_record: Option<String>,
     /// `none`, `quarantine-testing`, `quarantine`, `reject-testing`, `reject`, or `no-record`.
     pub stage: &'static str,
+    /// True when nothing blocks the next step.
     pub ready: bool,
+    /// What stands in the way (empty when ready).
     pub blockers: Vec<Blocker>,
+    /// The record to publish next, when there is a next step.
     pub next_record: Option<String>,
 }
 

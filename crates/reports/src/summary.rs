@@ -7,21 +7,31 @@ use crate::failure::FailureReport;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// One sending source's messages in a summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SourceSummary {
+    /// `Amazon SES`, a service name, `forwarded`, or the source IP.
     pub source: String,
+    /// How the source was classified.
     pub kind: Option<SourceKind>,
+    /// Messages from the source.
     pub messages: u64,
+    /// Of those, the ones that pass DMARC.
     pub dmarc_pass: u64,
+    /// Of those, the ones with SPF aligned.
     pub spf_aligned: u64,
+    /// Of those, the ones with DKIM aligned.
     pub dkim_aligned: u64,
     /// Report periods (seconds since 1970) in which the source first and last appears.
     pub first_seen: i64,
+    /// End of the last report period in which the source appears.
     pub last_seen: i64,
 }
 
+/// The Amazon SES messages of a summary, by how they align.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SesSummary {
+    /// Messages sent through SES.
     pub messages: u64,
     /// SES messages aligned through the custom MAIL FROM (SPF).
     pub aligned_via_mail_from: u64,
@@ -31,28 +41,42 @@ pub struct SesSummary {
     pub default_mail_from: u64,
 }
 
+/// A domain's reports summed up: totals, pass rates' parts, per-source lines, SES lines and
+/// failure reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// The policy domain.
     pub domain: String,
+    /// Start of the earliest report period, seconds since 1970 (0 without reports).
     pub from: i64,
+    /// End of the latest report period, seconds since 1970.
     pub to: i64,
+    /// Aggregate reports counted.
     pub reports: u64,
+    /// Messages in them.
     pub messages: u64,
+    /// Messages that pass DMARC.
     pub dmarc_pass: u64,
+    /// Messages with SPF aligned.
     pub spf_aligned: u64,
+    /// Messages with DKIM aligned.
     pub dkim_aligned: u64,
     /// Messages whose reporter evaluated DMARC differently from the recomputation.
     pub reporter_differs: u64,
     /// Distinct days (UTC) covered by the reports.
     pub days: u32,
+    /// Per source, most messages first.
     pub sources: Vec<SourceSummary>,
+    /// The Amazon SES messages.
     pub ses: SesSummary,
+    /// The failure reports.
     pub failures: FailureSummary,
 }
 
 /// The failure (forensic) reports about the domain in the period.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FailureSummary {
+    /// Failure reports counted.
     pub reports: u64,
     /// Reports per Auth-Failure value (`dkim`, `spf`, `dmarc`, ...; `unspecified`).
     pub by_auth_failure: BTreeMap<String, u64>,
@@ -65,18 +89,27 @@ pub struct FailureSummary {
 /// Failure reports listed one by one in a summary.
 pub const RECENT_FAILURES: usize = 10;
 
+/// One failure report, as a summary lists it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FailureLine {
+    /// When the message arrived, seconds since 1970.
     pub arrival_date: Option<i64>,
+    /// The IP the message came from.
     pub source_ip: Option<String>,
+    /// What failed (`dkim`, `spf`, `dmarc`, ...).
     pub auth_failure: Option<String>,
+    /// The message's MAIL FROM.
     pub original_mail_from: Option<String>,
+    /// The failing DKIM signature's `d=`.
     pub dkim_domain: Option<String>,
+    /// Its `s=`.
     pub dkim_selector: Option<String>,
+    /// The server that made the report.
     pub reporting_mta: Option<String>,
 }
 
 impl Summary {
+    /// `part / whole`, 0 when `whole` is 0.
     pub fn rate(part: u64, whole: u64) -> f64 {
         if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
     }
@@ -92,6 +125,7 @@ pub struct SummaryBuilder {
 }
 
 impl SummaryBuilder {
+    /// An empty summary for `domain`.
     pub fn new(domain: &str) -> Self {
         SummaryBuilder {
             summary: Summary { domain: domain.to_string(), from: i64::MAX, ..Default::default() },
@@ -99,6 +133,7 @@ impl SummaryBuilder {
         }
     }
 
+    /// Adds an aggregate report's header: its period and its days.
     pub fn add_report(&mut self, header: &ReportHeader) {
         let s = &mut self.summary;
         s.reports += 1;
@@ -113,6 +148,7 @@ impl SummaryBuilder {
         }
     }
 
+    /// Adds one record of the report `header`, classified as `c`.
     pub fn add_record(&mut self, header: &ReportHeader, record: &ReportRecord, c: &Classified) {
         let n = record.count;
         let s = &mut self.summary;
@@ -161,6 +197,7 @@ impl SummaryBuilder {
         f.recent.truncate(RECENT_FAILURES);
     }
 
+    /// The summary, sources sorted by messages.
     pub fn finish(mut self) -> Summary {
         let mut ips: Vec<(String, u64)> = std::mem::take(&mut self.failure_ips).into_iter().collect();
         ips.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

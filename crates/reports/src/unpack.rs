@@ -10,6 +10,7 @@
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use std::io::{BufRead, Cursor, Read};
 
+/// What a found report is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     /// An aggregate report's XML.
@@ -18,20 +19,26 @@ pub enum Content {
     Failure(Vec<u8>),
 }
 
+/// One report found in an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     /// Where the report was found: `input.zip!a.xml.gz`, `mailbox#3/report.xml.gz`.
     pub origin: String,
+    /// The report.
     pub content: Content,
 }
 
+/// A part of an input that could not be read as a report, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}: {message}")]
 pub struct UnpackError {
+    /// Where in the input (`input.zip!a.xml.gz`).
     pub origin: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
+/// Bounds on unpacking, against decompression bombs.
 #[derive(Debug, Clone, Copy)]
 pub struct UnpackLimits {
     /// Largest decompressed size of one input, all its members together (default 256 MB).

@@ -118,6 +118,8 @@ fn mail_from_state(domain: &str, status: &str, behavior: &str) -> MailFromState 
 }
 
 impl Ses {
+    /// Clients for SES v1 and v2 in `region`; `endpoint_url` replaces AWS's endpoint (a local
+    /// test double).
     pub async fn connect(region: &str, endpoint_url: Option<&str>) -> Self {
         let config = sdk_config(region, endpoint_url).await;
         Ses {
@@ -272,6 +274,7 @@ fn bare_zone_id(id: &str) -> &str {
 }
 
 impl Route53 {
+    /// A Route 53 client; `endpoint_url` replaces AWS's endpoint (a local test double).
     pub async fn connect(endpoint_url: Option<&str>) -> Self {
         let config = sdk_config("us-east-1", endpoint_url).await;
         Route53 {
@@ -306,6 +309,7 @@ impl Route53 {
         }
     }
 
+    /// One hosted zone, by its id (with or without the `/hostedzone/` prefix).
     pub async fn zone(&self, id: &str) -> Result<HostedZone, AwsError> {
         let answer = self
             .client

@@ -11,14 +11,20 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
+    /// Not started (for DKIM: Easy DKIM was never turned on).
     NotStarted,
+    /// SES is looking for the DNS records.
     Pending,
+    /// Verified.
     Success,
+    /// SES gave up: the records were not found in time, or disappeared.
     Failed,
+    /// SES could not read the domain's DNS; it retries by itself.
     TemporaryFailure,
 }
 
 impl State {
+    /// Reads either spelling (`TemporaryFailure`, `TEMPORARY_FAILURE`), any case.
     pub fn parse(text: &str) -> Option<State> {
         let squashed: String = text.chars().filter(|c| *c != '_').collect::<String>().to_ascii_lowercase();
         Some(match squashed.as_str() {
@@ -31,6 +37,7 @@ impl State {
         })
     }
 
+    /// The SES v2 spelling (`TEMPORARY_FAILURE`).
     pub fn as_str(self) -> &'static str {
         match self {
             State::NotStarted => "NOT_STARTED",
@@ -45,42 +52,56 @@ impl State {
 /// How long SES keeps looking for DNS records before it gives up (AWS SES guide).
 pub const SES_GIVES_UP_AFTER_HOURS: i64 = 72;
 
+/// The identity's DKIM: Easy DKIM or BYODKIM, verification and keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DkimState {
     /// DKIM signing is on for the identity.
     pub signing_enabled: bool,
+    /// DKIM verification state, when SES gives one.
     pub status: Option<State>,
+    /// The Easy DKIM tokens: SES looks for CNAMEs at `<token>._domainkey.<domain>`.
     pub tokens: Vec<String>,
     /// `AWS_SES` (Easy DKIM), `EXTERNAL` (BYODKIM), or `AWS_SES_<REGION>` for a
     /// Deterministic Easy DKIM replica of that parent region.
     pub signing_attributes_origin: Option<String>,
     /// Where SES publishes the keys (`dkim.amazonses.com`, ...), when the API gives it.
     pub signing_hosted_zone: Option<String>,
+    /// Length of the key SES signs with now (`RSA_2048_BIT`).
     pub current_key_length: Option<String>,
+    /// Length of the key SES rotates to next.
     pub next_key_length: Option<String>,
     /// When SES last generated the key pair (seconds since 1970): DKIM verification
     /// started then.
     pub last_key_generation: Option<i64>,
 }
 
+/// The identity's custom MAIL FROM domain and its verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MailFromState {
+    /// The MAIL FROM domain, lower case.
     pub domain: String,
+    /// MAIL FROM verification state (SES looks for the MX), when SES gives one.
     pub status: Option<State>,
     /// `USE_DEFAULT_VALUE` or `REJECT_MESSAGE`.
     pub behavior_on_mx_failure: Option<String>,
 }
 
+/// An SES domain identity in one region, as the SES APIs describe it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IdentityStatus {
+    /// The identity's domain.
     pub domain: String,
+    /// The region asked (`eu-west-1`).
     pub region: String,
     /// The identity exists in this region.
     pub exists: bool,
+    /// The identity's verification state.
     pub verification: Option<State>,
     /// SES v2's reason for a failed verification (`HOST_NOT_FOUND`, `INVALID_VALUE`, ...).
     pub verification_error: Option<String>,
+    /// DKIM signing and verification.
     pub dkim: DkimState,
+    /// The custom MAIL FROM, when one is set.
     pub mail_from: Option<MailFromState>,
     /// Remarks about the answers themselves (an API that could not be read, ...).
     pub notes: Vec<String>,
@@ -100,6 +121,7 @@ fn key_bits(length: &str) -> Option<u32> {
 /// One record the identity needs in DNS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NeededRecord {
+    /// Owner name, without the trailing dot.
     pub name: String,
     /// `CNAME` or `MX`.
     pub rtype: &'static str,
@@ -120,10 +142,13 @@ impl IdentityStatus {
         regions::find(region).map(|r| r.dkim_signing_zone.to_string())
     }
 
+    /// True when the identity is a Deterministic Easy DKIM replica (origin `AWS_SES_<REGION>`):
+    /// it signs with its parent region's keys and tokens.
     pub fn is_deed_replica(&self) -> bool {
         self.dkim.signing_attributes_origin.as_deref().and_then(deed_parent_region).is_some()
     }
 
+    /// True when the identity signs with a key of its own (BYODKIM, origin `EXTERNAL`).
     pub fn is_byodkim(&self) -> bool {
         self.dkim.signing_attributes_origin.as_deref() == Some("EXTERNAL")
     }
@@ -149,32 +174,54 @@ impl IdentityStatus {
     }
 }
 
+/// What one part of an identity's state means, and the next step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusAdvice {
+    /// Stable code, one of [`advice_code`].
     pub code: &'static str,
+    /// Warning when something must be done, info otherwise.
     pub level: AdviceLevel,
+    /// What the state means and what to type.
     pub message: String,
 }
 
 /// Stable codes of [`advise`].
 pub mod advice_code {
+    /// The domain is not an SES identity in the region.
     pub const NOT_AN_IDENTITY: &str = "identity-missing";
+    /// The identity itself is not verified.
     pub const VERIFICATION: &str = "identity-verification";
+    /// Easy DKIM is not started: mail carries only SES's own `d=amazonses.com` signature.
     pub const DKIM_NOT_STARTED: &str = "dkim-not-started";
+    /// SES is looking for the DKIM CNAMEs.
     pub const DKIM_PENDING: &str = "dkim-pending";
+    /// DKIM pending past the 72 hours after which SES gives up.
     pub const DKIM_PENDING_TOO_LONG: &str = "dkim-pending-given-up";
+    /// DKIM verified: SES signs with the domain, which aligns.
     pub const DKIM_SUCCESS: &str = "dkim-verified";
+    /// DKIM verified, but signing is disabled.
     pub const DKIM_SIGNING_OFF: &str = "dkim-signing-disabled";
+    /// SES stopped looking for the DKIM CNAMEs.
     pub const DKIM_FAILED: &str = "dkim-failed";
+    /// SES could not read the domain's DNS for DKIM; it retries.
     pub const DKIM_TEMPORARY_FAILURE: &str = "dkim-temporary-failure";
+    /// A Deterministic Easy DKIM replica: signs with its parent region's keys.
     pub const DKIM_DEED_REPLICA: &str = "dkim-deed-replica";
+    /// Bring Your Own DKIM: SES looks for the domain's own key record.
     pub const DKIM_BYODKIM: &str = "dkim-byodkim";
+    /// SES signs with a 1024-bit key, and no 2048-bit key is next.
     pub const DKIM_KEY_1024: &str = "dkim-key-1024";
+    /// No custom MAIL FROM: SPF never aligns.
     pub const NO_MAIL_FROM: &str = "mail-from-not-set";
+    /// SES has not found the MAIL FROM MX yet.
     pub const MAIL_FROM_PENDING: &str = "mail-from-pending";
+    /// MAIL FROM verified: SPF aligns.
     pub const MAIL_FROM_SUCCESS: &str = "mail-from-verified";
+    /// SES cannot find the MAIL FROM MX.
     pub const MAIL_FROM_FAILED: &str = "mail-from-failed";
+    /// SES could not read the MAIL FROM domain's DNS; it retries.
     pub const MAIL_FROM_TEMPORARY_FAILURE: &str = "mail-from-temporary-failure";
+    /// What SES does while the MAIL FROM MX is not verified (`BehaviorOnMxFailure`).
     pub const MX_FAILURE_BEHAVIOR: &str = "mail-from-mx-failure-behavior";
 }
 

@@ -2,18 +2,35 @@
 
 use ses_dmarc_records::DomainName;
 
+/// Why a name cannot be the identity's custom MAIL FROM domain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MailFromError {
+    /// Not a valid host name.
     #[error("`{input}` is not a valid MAIL FROM name: {reason}")]
-    Invalid { input: String, reason: String },
+    Invalid {
+        /// The name as typed.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     #[error(
         "the MAIL FROM domain must not be {domain} itself (SES requires a subdomain): use a label such as `--mail-from mail` for mail.{domain}"
     )]
-    IsIdentity { domain: String },
+    /// The identity's domain itself: SES requires a subdomain.
+    IsIdentity {
+        /// The identity's domain.
+        domain: String,
+    },
     #[error(
         "`{input}` is not under {domain}: SES requires a subdomain of the identity; use a label such as `--mail-from mail` or a name ending in .{domain}"
     )]
-    NotSubdomain { input: String, domain: String },
+    /// A name outside the identity's domain.
+    NotSubdomain {
+        /// The name as typed.
+        input: String,
+        /// The identity's domain.
+        domain: String,
+    },
 }
 
 /// Turns `--mail-from` (a single label such as `mail`, or a full name under the domain)

@@ -9,38 +9,50 @@ use ses_dmarc_records::{DomainName, SpfRecord};
 
 /// The SPF record SES asks for at the MAIL FROM name.
 pub const MAIL_FROM_SPF: &str = "v=spf1 include:amazonses.com ~all";
+/// TTL of planned records when none is given, in seconds (30 minutes).
 pub const DEFAULT_TTL: u32 = 1800;
-pub const MX_PREFERENCE: u16 = 10;
+pub(crate) const MX_PREFERENCE: u16 = 10;
 
 /// What the user asked for, as typed.
 #[derive(Debug, Clone, Default)]
 pub struct PlanInput {
+    /// The sender domain (the SES identity).
     pub domain: String,
+    /// SES region codes; the first is the primary (its feedback host is the MAIL FROM MX).
     pub regions: Vec<String>,
+    /// The custom MAIL FROM: a label (`mail`) or a full name under the domain.
     pub mail_from: Option<String>,
     /// `TOKEN` (first region) or `REGION:TOKEN`.
     pub dkim_tokens: Vec<String>,
+    /// Where aggregate reports go (`mailto:...`).
     pub rua: Vec<String>,
+    /// Where failure reports go.
     pub ruf: Vec<String>,
+    /// The DMARC policy (`none` when absent).
     pub policy: Option<Policy>,
     /// The apex SPF record published now, if the user has one.
     pub current_apex_spf: Option<String>,
+    /// TTL in seconds ([`DEFAULT_TTL`] when absent).
     pub ttl: Option<u32>,
+    /// What SES is to do when it cannot find the MAIL FROM MX (goes into the SES call).
     pub behavior_on_mx_failure: MxFailureBehavior,
     /// DKIM signing zones that SES reported (region code → zone), overriding the table.
     pub dkim_signing_zones: std::collections::BTreeMap<String, String>,
 }
 
+/// SES's `BehaviorOnMxFailure`: what SES does when it cannot find the MAIL FROM MX.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MxFailureBehavior {
+    /// Send anyway, with a MAIL FROM under amazonses.com (SPF then stops aligning).
     #[default]
     UseDefaultValue,
+    /// Refuse to send (`MailFromDomainNotVerified`).
     RejectMessage,
 }
 
 impl MxFailureBehavior {
-    pub fn api_value(self) -> &'static str {
+    pub(crate) fn api_value(self) -> &'static str {
         match self {
             MxFailureBehavior::UseDefaultValue => "USE_DEFAULT_VALUE",
             MxFailureBehavior::RejectMessage => "REJECT_MESSAGE",
@@ -48,57 +60,118 @@ impl MxFailureBehavior {
     }
 }
 
+/// Why no plan can be made: which input is wrong, with what to type instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// The domain is not a valid host name, or has a single label.
     #[error("`{input}` is not a domain name: {reason}")]
-    Domain { input: String, reason: String },
+    Domain {
+        /// The domain as typed.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     #[error(
         "`{domain}` is a public suffix, not a domain someone registers; give your own domain such as example.{domain}"
     )]
-    PublicSuffix { domain: String },
+    /// The domain is itself a public suffix (`co.uk`).
+    PublicSuffix {
+        /// The domain.
+        domain: String,
+    },
+    /// No region given.
     #[error("no region given: add `--region us-east-1` (the SES region you send from)")]
     NoRegion,
+    /// A region code SES does not have.
     #[error("`{input}` is not an SES region{hint}")]
-    UnknownRegion { input: String, hint: String },
+    UnknownRegion {
+        /// The region as typed.
+        input: String,
+        /// The codes it may have meant, or where to find the list.
+        hint: String,
+    },
+    /// A region given twice; holds its code.
     #[error("the region {0} is given twice")]
     DuplicateRegion(String),
+    /// The MAIL FROM name breaks SES's rules.
     #[error(transparent)]
     MailFrom(#[from] MailFromError),
+    /// A DKIM token that cannot be one (empty, too long, not letters and digits).
     #[error("`{input}` is not a DKIM token: {reason}")]
-    DkimToken { input: String, reason: String },
+    DkimToken {
+        /// The token as typed.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     #[error(
         "{region}: SES gives three Easy DKIM tokens per identity, {count} given; pass all three (`--dkim-token T1 --dkim-token T2 --dkim-token T3`) or none for placeholders"
     )]
-    DkimTokenCount { region: String, count: usize },
+    /// A region with other than three DKIM tokens.
+    DkimTokenCount {
+        /// The region code.
+        region: String,
+        /// How many tokens were given.
+        count: usize,
+    },
+    /// A `REGION:TOKEN` whose region is not among the regions given; holds its code.
     #[error("{0} is given as a DKIM token's region but not as `--region`")]
     DkimTokenRegion(String),
+    /// A report address that is not a valid report URI.
     #[error("invalid report address `{input}`: {reason}")]
-    ReportUri { input: String, reason: String },
+    ReportUri {
+        /// The address as typed.
+        input: String,
+        /// What is wrong with it, and what to write.
+        reason: String,
+    },
+    /// The current apex SPF record given does not start with `v=spf1`.
     #[error("the current apex SPF record is not SPF: it must start with `v=spf1`")]
     ApexSpfNotSpf,
 }
 
+/// What a planned record is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
+    /// The MX at the MAIL FROM name, pointing at SES's feedback host.
     MailFromMx,
+    /// The SPF record at the MAIL FROM name.
     MailFromSpf,
+    /// One of the Easy DKIM CNAMEs.
     DkimCname,
+    /// The DMARC record at `_dmarc.<domain>`.
     Dmarc,
 }
 
+/// A planned record's type and value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type")]
 pub enum RecordData {
+    /// A mail server.
     #[serde(rename = "MX")]
-    Mx { preference: u16, exchange: String },
+    Mx {
+        /// Lower is tried first.
+        preference: u16,
+        /// The mail server's name.
+        exchange: String,
+    },
+    /// A text record.
     #[serde(rename = "TXT")]
-    Txt { text: String },
+    Txt {
+        /// The value, unquoted and unsplit.
+        text: String,
+    },
+    /// An alias.
     #[serde(rename = "CNAME")]
-    Cname { target: String },
+    Cname {
+        /// The name it points to.
+        target: String,
+    },
 }
 
 impl RecordData {
+    /// The record type as DNS writes it (`MX`, `TXT`, `CNAME`).
     pub fn type_name(&self) -> &'static str {
         match self {
             RecordData::Mx { .. } => "MX",
@@ -117,13 +190,17 @@ impl RecordData {
     }
 }
 
+/// One DNS record to publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedRecord {
     /// Owner name, absolute, without the trailing dot.
     pub name: String,
+    /// Time to live, in seconds.
     pub ttl: u32,
+    /// Type and value.
     #[serde(flatten)]
     pub data: RecordData,
+    /// What the record is for.
     pub purpose: Purpose,
     /// The region a DKIM CNAME belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,74 +209,118 @@ pub struct PlannedRecord {
     pub placeholder: bool,
 }
 
+/// How much a piece of advice matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AdviceLevel {
+    /// Worth knowing.
     Info,
+    /// Something to act on, or mail will not align.
     Warning,
 }
 
+/// One piece of advice that comes with a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Advice {
+    /// Stable code, one of [`advice_code`].
     pub code: &'static str,
+    /// How much it matters.
     pub level: AdviceLevel,
+    /// What to know or do, with the command to type.
     pub message: String,
 }
 
 /// An AWS call that must follow the records, as an AWS CLI command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SesCall {
+    /// The region the call goes to.
     pub region: &'static str,
+    /// What the call does.
     pub purpose: String,
+    /// The AWS CLI command line.
     pub command: String,
 }
 
+/// One SES region of a plan, with the SES hosts it implies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanRegion {
+    /// Region code (`eu-west-1`).
     pub code: &'static str,
+    /// AWS's name for it (`Europe (Ireland)`).
     pub name: &'static str,
+    /// The region's MAIL FROM MX target (`feedback-smtp.<region>.amazonses.com`).
     pub feedback_host: String,
+    /// Where Easy DKIM CNAMEs point (`<token>.<zone>`).
     pub dkim_signing_zone: String,
+    /// Whether DKIM tokens were given (else the CNAMEs hold placeholders).
     pub dkim_tokens_given: bool,
 }
 
+/// The DNS records one SES domain needs for DMARC, with advice and the SES calls that
+/// follow them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    /// The sender domain (the SES identity).
     pub domain: DomainName,
+    /// The SES regions sending for it, the primary first.
     pub regions: Vec<PlanRegion>,
+    /// The custom MAIL FROM domain, when one was asked for.
     pub mail_from: Option<DomainName>,
+    /// What SES does when it cannot find the MAIL FROM MX.
     pub behavior_on_mx_failure: MxFailureBehavior,
+    /// The DMARC record's text.
     pub dmarc: String,
+    /// Every record to publish.
     pub records: Vec<PlannedRecord>,
+    /// The advice, in order.
     pub advice: Vec<Advice>,
+    /// AWS calls to make once the records are published.
     pub ses_calls: Vec<SesCall>,
 }
 
 impl Plan {
-    pub fn has_placeholders(&self) -> bool {
+    pub(crate) fn has_placeholders(&self) -> bool {
         self.records.iter().any(|r| r.placeholder)
     }
 }
 
 /// Advice codes, stable for scripts.
 pub mod advice_code {
+    /// No custom MAIL FROM asked for: SPF cannot align.
     pub const NO_MAIL_FROM: &str = "no-mail-from";
+    /// What SES does if it cannot find the MAIL FROM MX.
     pub const MX_FAILURE_BEHAVIOR: &str = "mx-failure-behavior";
+    /// One MAIL FROM MX serves every region; no MX per region.
     pub const ONE_MX_SERVES_REGIONS: &str = "one-mx-serves-regions";
+    /// The apex SPF needs no `include:amazonses.com` for SES.
     pub const APEX_SPF_NOT_NEEDED: &str = "apex-spf-not-needed";
+    /// The apex SPF includes amazonses.com, which never aligns SES mail.
     pub const APEX_SPF_INCLUDE_UNALIGNED: &str = "apex-spf-include-unaligned";
+    /// The current apex SPF record has errors or warnings.
     pub const APEX_SPF_PROBLEMS: &str = "apex-spf-problems";
+    /// The apex SPF alone has more than ten DNS-querying terms.
     pub const APEX_SPF_LOOKUPS: &str = "apex-spf-lookups";
+    /// No DKIM tokens given: the CNAMEs hold placeholders.
     pub const DKIM_PLACEHOLDERS: &str = "dkim-placeholders";
+    /// Each region's identity has its own DKIM tokens, unless DEED replicas.
     pub const DKIM_PER_REGION: &str = "dkim-per-region";
+    /// No `rua`: nobody sends aggregate reports.
     pub const DMARC_NO_RUA: &str = "dmarc-no-rua";
+    /// Reports go to another organization, which must authorize them (RFC 7489 §7.1).
     pub const DMARC_EXTERNAL_RUA: &str = "dmarc-external-destination";
+    /// `p=none`, the right start.
     pub const DMARC_START_AT_NONE: &str = "dmarc-start-at-none";
+    /// `quarantine` or `reject` from the start.
     pub const DMARC_ENFORCING_EARLY: &str = "dmarc-enforcing-early";
+    /// The records alone change nothing: SES must be told the MAIL FROM domain.
     pub const SES_CALL_REQUIRED: &str = "ses-call-required";
+    /// Sandbox and production access are per region.
     pub const SANDBOX_PER_REGION: &str = "sandbox-per-region";
+    /// The MAIL FROM name must not receive mail of its own.
     pub const MAIL_FROM_NOT_FOR_RECEIVING: &str = "mail-from-not-for-receiving";
+    /// A region whose feedback host and DKIM zone follow AWS's pattern, not a published table.
     pub const REGION_UNCONFIRMED: &str = "region-endpoint-assumed";
+    /// The domain's suffix is not on the public suffix list (a lab or internal zone?).
     pub const SUFFIX_UNKNOWN: &str = "domain-suffix-unknown";
 }
 

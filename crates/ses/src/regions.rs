@@ -8,9 +8,12 @@
 
 use serde::Serialize;
 
+/// An SES region and the SES hosts it uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Region {
+    /// Region code (`eu-west-1`).
     pub code: &'static str,
+    /// AWS's name for it (`Europe (Ireland)`).
     pub name: &'static str,
     /// Zone under which Easy DKIM CNAMEs point: `<token>.<zone>`.
     pub dkim_signing_zone: &'static str,
@@ -32,6 +35,7 @@ const fn region(code: &'static str, name: &'static str, dkim_signing_zone: &'sta
 
 const GLOBAL_DKIM: &str = "dkim.amazonses.com";
 
+/// Every SES region this tool knows.
 pub const REGIONS: &[Region] = &[
     region("us-east-1", "US East (N. Virginia)", GLOBAL_DKIM, true),
     region("us-east-2", "US East (Ohio)", GLOBAL_DKIM, true),

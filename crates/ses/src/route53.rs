@@ -14,17 +14,25 @@ use ses_dmarc_records::txt;
 /// absolute or not).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordSet {
+    /// Owner name as Route 53 writes it (absolute, `\052` for `*`).
     pub name: String,
+    /// Record type (`TXT`, `MX`, `CNAME`, ...).
     pub rtype: String,
+    /// Seconds; absent for alias record sets.
     pub ttl: Option<i64>,
+    /// The values in presentation form (TXT values quoted, perhaps in several strings).
     pub values: Vec<String>,
 }
 
+/// What applying a plan does with one record set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
+    /// No such record set yet: it is created.
     Create,
+    /// The set exists and gets the planned value (other TXT values kept, an SPF include merged).
     Update,
+    /// The set already holds the planned value.
     Unchanged,
     /// Something else already sits there: left alone, with the reason.
     Conflict,
@@ -35,19 +43,24 @@ pub enum ChangeKind {
 /// One planned record set after comparison with the zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
+    /// What applying does with the set.
     pub kind: ChangeKind,
     /// Absolute, with the trailing dot Route 53 uses.
     pub name: String,
+    /// Record type (`MX`, `TXT`, `CNAME`).
     pub rtype: &'static str,
+    /// The TTL the set gets, in seconds.
     pub ttl: u32,
     /// The values there now (presentation form).
     pub before: Vec<String>,
     /// The values the set gets (Create, Update); `before` otherwise.
     pub after: Vec<String>,
+    /// Why a set is left alone, or what an update changes.
     pub note: Option<String>,
 }
 
 impl Change {
+    /// True for the changes sent to Route 53 (create, update).
     pub fn is_submitted(&self) -> bool {
         matches!(self.kind, ChangeKind::Create | ChangeKind::Update)
     }

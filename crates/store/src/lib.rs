@@ -7,8 +7,6 @@
 //! Reports: one transaction per report; a report is stored once per (org_name, report_id,
 //! policy domain, begin, end).
 
-#![warn(missing_docs)]
-
 mod database;
 pub mod ingest;
 #[cfg(feature = "postgres")]

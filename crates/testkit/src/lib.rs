@@ -2,8 +2,6 @@
 //! temporary folder per test, and test databases (a SQLite file always; a fresh
 //! PostgreSQL database when a server answers, required when `CI` is set).
 
-#![warn(missing_docs)]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

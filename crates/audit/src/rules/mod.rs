@@ -25,13 +25,18 @@ use ses_dmarc_ses::mail_from::{self as ses_mail_from, MailFromError};
 use ses_dmarc_ses::regions;
 use std::collections::BTreeSet;
 
+/// One problem or remark `check` reports about a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// Stable code, one of [`crate::FINDINGS`].
     pub code: &'static str,
+    /// How serious it is.
     pub severity: FindingSeverity,
+    /// The records it concerns.
     pub group: RecordGroup,
     /// The DNS name the finding is about.
     pub name: String,
+    /// What is wrong or worth knowing, for this domain.
     pub message: String,
     /// The exact record to publish, or the change to make, when there is one.
     pub fix: Option<String>,
@@ -40,26 +45,38 @@ pub struct Finding {
 /// A check that passed, for the human report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Passed {
+    /// The records checked.
     pub group: RecordGroup,
+    /// The DNS name checked.
     pub name: String,
+    /// What was found right.
     pub message: String,
 }
 
+/// Whether SES mail from the domain passes DMARC, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
     /// `null` when an answer it needs could not be had, or an expectation is missing.
     pub ses_mail_passes_dmarc: Option<bool>,
+    /// Whether SPF aligns: the custom MAIL FROM is in place and `aspf` allows it (`null`:
+    /// unknown).
     pub spf_aligned: Option<bool>,
+    /// Whether DKIM aligns: the Easy DKIM records are in place (`null`: unknown).
     pub dkim_aligned: Option<bool>,
     /// The DMARC policy that applies (`none`, `quarantine`, `reject`), if any.
     pub policy: Option<Policy>,
+    /// The verdict in one sentence.
     pub reason: String,
 }
 
+/// Everything the rules conclude about one domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Judgement {
+    /// Whether SES mail passes DMARC.
     pub verdict: Verdict,
+    /// Problems and remarks, by severity (errors first).
     pub findings: Vec<Finding>,
+    /// The checks that passed.
     pub passed: Vec<Passed>,
     /// The MAIL FROM name checked, when known.
     pub mail_from: Option<String>,

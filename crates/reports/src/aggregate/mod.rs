@@ -16,30 +16,46 @@ pub use parser::{ReportSink, parse, parse_bytes, parse_bytes_into, parse_into, p
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
+/// `<report_metadata>`: who sent the report, its id and the period it covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReportMetadata {
+    /// The reporting organization (`google.com`).
     pub org_name: String,
+    /// The reporter's contact address.
     pub email: Option<String>,
+    /// Where to learn more about the reporter, as written.
     pub extra_contact_info: Option<String>,
+    /// The reporter's id for this report.
     pub report_id: String,
+    /// Start of the period, seconds since 1970 (UTC).
     pub begin: i64,
+    /// End of the period, seconds since 1970 (UTC).
     pub end: i64,
+    /// `<error>` texts: problems the reporter met while evaluating.
     pub errors: Vec<String>,
     /// RFC 9990 `<generator>`.
     pub generator: Option<String>,
 }
 
+/// `<policy_published>`: the DMARC record the reporter found, tag values as written
+/// (lower case).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyPublished {
+    /// The policy domain, lower case.
     pub domain: String,
+    /// `adkim` (`r`/`s`).
     pub adkim: Option<String>,
+    /// `aspf` (`r`/`s`).
     pub aspf: Option<String>,
+    /// `p`: the domain's policy.
     pub p: Option<String>,
+    /// `sp`: the subdomain policy.
     pub sp: Option<String>,
     /// RFC 9990.
     pub np: Option<String>,
     /// RFC 7489 only.
     pub pct: Option<u8>,
+    /// `fo`: the failure reporting options.
     pub fo: Option<String>,
     /// RFC 9990 `testing` (`y`/`n`).
     pub testing: Option<String>,
@@ -47,67 +63,94 @@ pub struct PolicyPublished {
     pub discovery_method: Option<String>,
 }
 
+/// `<reason>`: why the reporter applied another disposition than the policy's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PolicyReason {
+    /// `<type>`: `forwarded`, `local_policy`, `mailing_list`, `policy_test_mode`, ...
     pub kind: String,
+    /// `<comment>`, when written.
     pub comment: Option<String>,
 }
 
+/// One `<auth_results><dkim>`: a DKIM signature the reporter checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DkimAuth {
+    /// The signing domain (`d=`), lower case.
     pub domain: String,
+    /// The selector (`s=`), when reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
     /// Lower case: none, pass, fail, policy, neutral, temperror, permerror.
     pub result: String,
+    /// The reporter's own words about the result, when written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub human_result: Option<String>,
 }
 
+/// One `<auth_results><spf>`: an SPF check the reporter made.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpfAuth {
+    /// The domain checked, lower case.
     pub domain: String,
+    /// `mfrom` (MAIL FROM) or `helo`, when reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Lower case: none, neutral, pass, fail, softfail, temperror, permerror.
     pub result: String,
 }
 
+/// One `<record>`: messages from one source IP with the same identifiers and results.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReportRecord {
+    /// The sending IP, when the text is an address.
     pub source_ip: Option<IpAddr>,
     /// The source IP as written, when it is not an address.
     pub source_ip_text: String,
+    /// How many messages the row stands for.
     pub count: u64,
+    /// What the reporter did with them: `none`, `quarantine`, `reject` (RFC 9990 also `pass`).
     pub disposition: Option<String>,
     /// The reporter's own DMARC evaluation (lower case); recomputed elsewhere, not trusted.
     pub evaluated_dkim: Option<String>,
+    /// The reporter's SPF verdict for DMARC (aligned pass or not), lower case.
     pub evaluated_spf: Option<String>,
+    /// Why the reporter applied another disposition, when it says.
     pub reasons: Vec<PolicyReason>,
+    /// The recipient domain, when reported.
     pub envelope_to: Option<String>,
+    /// The MAIL FROM domain, when reported.
     pub envelope_from: Option<String>,
+    /// The From header's domain.
     pub header_from: String,
+    /// The DKIM signatures checked.
     pub dkim: Vec<DkimAuth>,
+    /// The SPF checks made.
     pub spf: Vec<SpfAuth>,
 }
 
 /// Everything in a report but its records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReportHeader {
+    /// `<version>`, when written.
     pub version: Option<String>,
     /// `rfc9990` (dmarc-2.0 namespace or version 2.x), `rfc7489`, or `draft` (version 0.x
     /// documents without the new namespace).
     pub schema: &'static str,
+    /// Who sent the report, and for which period.
     pub metadata: ReportMetadata,
+    /// The DMARC record the reporter found.
     pub policy: PolicyPublished,
     /// Records that were skipped, and why (nothing is dropped silently).
     pub skipped: Vec<String>,
 }
 
+/// A whole aggregate report, records held in memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AggregateReport {
+    /// Everything but the records.
     #[serde(flatten)]
     pub header: ReportHeader,
+    /// The records, in document order.
     pub records: Vec<ReportRecord>,
 }
 
@@ -243,7 +286,9 @@ impl ReportError {
 /// Bounds on what one document may do.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Deepest element nesting allowed (default 32).
     pub max_depth: usize,
+    /// Longest text of one element, in bytes (default 64 KiB).
     pub max_text: usize,
 }
 

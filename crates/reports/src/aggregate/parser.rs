@@ -341,7 +341,9 @@ impl State {
 /// Receives a report as it is parsed: the header once it is complete (when the first
 /// record starts, or at the end of a report without records), then each record.
 pub trait ReportSink {
+    /// Called once with the report's header, before its first record.
     fn header(&mut self, header: &ReportHeader);
+    /// Called with each record, in document order.
     fn record(&mut self, record: ReportRecord);
 }
 
