@@ -19,13 +19,16 @@ struct LossyServer {
     dropped: Arc<AtomicUsize>,
 }
 
+/// Queries waiting to be answered: when, what, to whom.
+type Pending = Arc<(Mutex<VecDeque<(Instant, Vec<u8>, std::net::SocketAddr)>>, Condvar)>;
+
 fn start_lossy_server(capacity: usize) -> LossyServer {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
     let answerer = socket.try_clone().unwrap();
     let lossy = Arc::new(AtomicBool::new(true));
     let dropped = Arc::new(AtomicUsize::new(0));
-    let queue: Arc<(Mutex<VecDeque<(Instant, Vec<u8>, std::net::SocketAddr)>>, Condvar)> = Arc::default();
+    let queue: Pending = Arc::default();
     let (q, l, d) = (queue.clone(), lossy.clone(), dropped.clone());
     std::thread::spawn(move || {
         let mut buf = [0u8; 1500];
