@@ -2,7 +2,7 @@
 //! at once, and the dependent ones as soon as the answers they depend on are in.
 
 use crate::rules::{Judgement, judge, needed_queries};
-use crate::snapshot::{Expectations, Snapshot};
+use crate::snapshot::{Expectations, Snapshot, key};
 use futures::future::join_all;
 use serde::Serialize;
 use ses_dmarc_dns::Resolver;
@@ -16,13 +16,19 @@ const MAX_ROUNDS: usize = 32;
 pub async fn gather<R: Resolver>(resolver: &R, domain: &str, expectations: Expectations) -> Snapshot {
     let mut snap = Snapshot::new(domain, expectations);
     for _ in 0..MAX_ROUNDS {
-        let missing: Vec<_> = needed_queries(&snap).into_iter().filter(|(n, t)| !snap.has(n, *t)).collect();
+        // Each question's snapshot key is made once: it is both the "asked already?" test
+        // and where the answer goes.
+        let missing: Vec<_> = needed_queries(&snap)
+            .into_iter()
+            .map(|(n, t)| (key(&n, t), n, t))
+            .filter(|(k, _, _)| !snap.answers.contains_key(k))
+            .collect();
         if missing.is_empty() {
             break;
         }
-        let answers = join_all(missing.iter().map(|(n, t)| resolver.lookup(n, *t))).await;
-        for ((name, rtype), answer) in missing.into_iter().zip(answers) {
-            snap.insert(&name, rtype, answer);
+        let answers = join_all(missing.iter().map(|(_, n, t)| resolver.lookup(n, *t))).await;
+        for ((k, _, _), answer) in missing.into_iter().zip(answers) {
+            snap.answers.insert(k, answer);
         }
     }
     snap

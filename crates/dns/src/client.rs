@@ -1,10 +1,12 @@
 //! A stub DNS client: one question to the configured nameservers, UDP first, TCP when the
 //! answer is truncated; timeouts and retries under the caller's control; no cache.
 
+use crate::window::{MAX_WINDOW, MIN_WINDOW, Window};
 use crate::{Answer, Failure, Outcome, Rdata, RecordType, canonical_name};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType as HRecordType};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
@@ -32,6 +34,7 @@ pub struct StubClient {
     timeout: Duration,
     attempts: usize,
     sockets: Arc<SocketPool>,
+    window: Arc<Window>,
 }
 
 static NEXT_ID: AtomicU16 = AtomicU16::new(0);
@@ -53,7 +56,36 @@ struct SocketPool {
 
 const SOCKETS_PER_FAMILY: usize = 4;
 
-type Waiters = std::sync::Mutex<HashMap<(SocketAddr, u16), oneshot::Sender<Vec<u8>>>>;
+/// The receive (and send) buffer asked for on each pooled socket: room for thousands of
+/// answers arriving while the runtime is busy elsewhere, so that a burst is queued rather
+/// than dropped (a drop costs a whole timeout). The kernel caps it at
+/// `net.core.rmem_max` / `wmem_max`.
+pub(crate) const UDP_BUFFER_BYTES: usize = 4 << 20;
+
+/// Query ids are unique among a pool's waiters, so the id alone keys them: no need for
+/// SipHash over (address, id) on every query and every answer.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Spread the 16 bits over the high bits hashbrown uses for its control bytes.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = u64::from(n);
+    }
+}
+
+/// The query waiting for each id: the server it asked, and where its answer goes.
+type Waiters = std::sync::Mutex<HashMap<u16, (SocketAddr, oneshot::Sender<Vec<u8>>), BuildHasherDefault<IdHasher>>>;
 
 #[derive(Debug)]
 struct SharedSockets {
@@ -78,8 +110,7 @@ impl SharedSockets {
         let alive = Arc::new(AtomicBool::new(true));
         let mut sockets = Vec::new();
         for _ in 0..SOCKETS_PER_FAMILY {
-            let bind: SocketAddr = if v6 { ([0u16; 8], 0).into() } else { ([0, 0, 0, 0], 0).into() };
-            let socket = Arc::new(UdpSocket::bind(bind).await?);
+            let socket = Arc::new(bind_udp(v6).await?);
             let (sock, w, guard) = (socket.clone(), waiters.clone(), AliveGuard(alive.clone()));
             tokio::spawn(async move {
                 let _guard = guard;
@@ -90,8 +121,15 @@ impl SharedSockets {
                         continue;
                     }
                     let id = u16::from_be_bytes([buf[0], buf[1]]);
-                    let waiter = w.lock().unwrap_or_else(|e| e.into_inner()).remove(&(from, id));
-                    if let Some(tx) = waiter {
+                    let waiter = {
+                        let mut waiters = w.lock().unwrap_or_else(|e| e.into_inner());
+                        // Only the server that was asked may answer.
+                        match waiters.get(&id) {
+                            Some((server, _)) if *server == from => waiters.remove(&id),
+                            _ => None,
+                        }
+                    };
+                    if let Some((_, tx)) = waiter {
                         let _ = tx.send(buf[..n].to_vec());
                     }
                 }
@@ -100,6 +138,17 @@ impl SharedSockets {
         }
         Ok(Arc::new(SharedSockets { sockets, waiters, alive, next: AtomicU16::new(next_id()) }))
     }
+}
+
+/// A UDP socket on the wildcard address with [`UDP_BUFFER_BYTES`] of buffers asked for
+/// (what the kernel grants is what it grants: a smaller buffer is no error).
+pub(crate) async fn bind_udp(v6: bool) -> std::io::Result<UdpSocket> {
+    let bind: SocketAddr = if v6 { ([0u16; 8], 0).into() } else { ([0, 0, 0, 0], 0).into() };
+    let socket = UdpSocket::bind(bind).await?;
+    let sock = socket2::SockRef::from(&socket);
+    let _ = sock.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = sock.set_send_buffer_size(UDP_BUFFER_BYTES);
+    Ok(socket)
 }
 
 impl SocketPool {
@@ -125,12 +174,12 @@ impl SocketPool {
 /// Removes a waiter when its query gives up (timeout), so its id can be reused.
 struct WaiterGuard<'a> {
     waiters: &'a Waiters,
-    key: (SocketAddr, u16),
+    id: u16,
 }
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
     }
 }
 
@@ -174,7 +223,20 @@ impl StubClient {
         if nameservers.is_empty() {
             return Err(ClientError::NoNameservers);
         }
-        Ok(StubClient { nameservers, timeout, attempts: attempts.max(1), sockets: Arc::default() })
+        Ok(StubClient {
+            nameservers,
+            timeout,
+            attempts: attempts.max(1),
+            sockets: Arc::default(),
+            window: Arc::new(Window::new(MIN_WINDOW, MAX_WINDOW)),
+        })
+    }
+
+    /// How many UDP exchanges this client (and its clones) lets be in flight at once right
+    /// now: the maximum until answers go missing at a rate that looks like congestion,
+    /// then less (see the `window` module); it grows back while answers come.
+    pub fn in_flight_window(&self) -> usize {
+        self.window.size()
     }
 
     /// From `--nameserver` texts, or the system's resolvers when none is given.
@@ -248,24 +310,35 @@ impl StubClient {
         edns.set_max_payload(1232);
         query.set_edns(edns);
         let shared = self.sockets.get(server.is_ipv6()).await?;
+        let permit = self.window.acquire().await;
         let (id, rx, guard) = {
             let mut waiters = shared.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            if waiters.len() >= usize::from(u16::MAX) {
+                return Err(Failure::Network("every query id is in use".into()));
+            }
             let mut id = shared.next.fetch_add(1, Ordering::Relaxed);
-            while waiters.contains_key(&(server, id)) {
+            while waiters.contains_key(&id) {
                 id = shared.next.fetch_add(1, Ordering::Relaxed);
             }
             let (tx, rx) = oneshot::channel();
-            waiters.insert((server, id), tx);
-            (id, rx, WaiterGuard { waiters: &shared.waiters, key: (server, id) })
+            waiters.insert(id, (server, tx));
+            (id, rx, WaiterGuard { waiters: &shared.waiters, id })
         };
         query.metadata.id = id;
         let bytes = query.to_vec().map_err(|e| Failure::Malformed(e.to_string()))?;
         let socket = &shared.sockets[id as usize % shared.sockets.len()];
         socket.send_to(&bytes, server).await.map_err(|e| Failure::Network(e.to_string()))?;
-        let raw = tokio::time::timeout(self.timeout, rx)
-            .await
-            .map_err(|_| Failure::Timeout)?
-            .map_err(|_| Failure::Timeout)?;
+        let raw = match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(raw)) => {
+                permit.answered();
+                raw
+            }
+            Ok(Err(_)) => return Err(Failure::Timeout),
+            Err(_) => {
+                permit.lost();
+                return Err(Failure::Timeout);
+            }
+        };
         drop(guard);
         let response = Message::from_vec(&raw).map_err(|e| Failure::Malformed(e.to_string()))?;
         let answers_question = response.queries.first().is_some_and(|q| q.query_type() == qtype && q.name() == qname);
@@ -348,5 +421,21 @@ mod tests {
         assert_eq!(parse_nameserver("::1").unwrap(), "[::1]:53".parse().unwrap());
         assert!(parse_nameserver("dns.example").is_err());
         assert!(StubClient::new(vec![], Duration::from_secs(1), 1).is_err());
+    }
+
+    /// The pooled sockets ask for a receive buffer of UDP_BUFFER_BYTES: the kernel grants
+    /// it up to net.core.rmem_max (and reports twice what it grants, for its overhead).
+    #[test]
+    fn pooled_sockets_get_large_receive_buffers() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let socket = rt.block_on(bind_udp(false)).unwrap();
+        let got = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<usize>().ok());
+        if let (Some(max), Some(default)) =
+            (read("/proc/sys/net/core/rmem_max"), read("/proc/sys/net/core/rmem_default"))
+        {
+            assert!(got >= UDP_BUFFER_BYTES.min(max), "{got} < min({UDP_BUFFER_BYTES}, {max})");
+            assert!(got >= default, "{got} < default {default}");
+        }
     }
 }

@@ -11,6 +11,7 @@ mod client;
 mod memory;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod window;
 
 pub use client::{ClientError, StubClient, parse_nameserver, system_nameservers};
 pub use memory::{
