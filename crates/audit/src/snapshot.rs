@@ -54,10 +54,6 @@ impl Snapshot {
         self.answers.get(&key(name, rtype))
     }
 
-    pub(crate) fn insert(&mut self, name: &str, rtype: RecordType, answer: Answer) {
-        self.answers.insert(key(name, rtype), answer);
-    }
-
     pub(crate) fn has(&self, name: &str, rtype: RecordType) -> bool {
         self.answers.contains_key(&key(name, rtype))
     }
