@@ -5,7 +5,7 @@
 use crate::Exit;
 use crate::dns_args::DnsArgs;
 use crate::plan_cmd::{MxFailureArg, PlanInputArgs};
-use crate::style::{self, OutFormat, Style};
+use crate::style::{self, OutFormat, Style, count};
 use clap::{Args, Subcommand};
 use ses_dmarc_ops::apply::{ApplyOptions, ApplyReport, apply_route53};
 use ses_dmarc_ops::ses_status::{DnsState, RegionStatus, mail_from_problems, set_mail_from as call_set_mail_from};
@@ -27,6 +27,7 @@ pub(crate) enum SesCommand {
     after_help = "Exit codes: 0 verified and complete; 1 something needs doing (see the advice); 3 AWS could not be asked; 2 usage error."
 )]
 pub(crate) struct StatusArgs {
+    /// The domain identity in SES (the From: domain), e.g. example.com.
     pub(crate) domain: String,
     /// SES region(s) to ask (repeatable).
     #[arg(long = "region", short = 'r', value_name = "REGION", required = true)]
@@ -48,7 +49,9 @@ pub(crate) struct StatusArgs {
     after_help = "Exit codes: 0 SES now uses the MAIL FROM domain; 1 its MX or SPF is not published (nothing sent to SES; --force sends anyway); 3 AWS could not be asked or refused; 2 usage error."
 )]
 pub(crate) struct SetMailFromArgs {
+    /// The domain identity in SES (the From: domain), e.g. example.com.
     pub(crate) domain: String,
+    /// The SES region whose identity gets the MAIL FROM setting.
     #[arg(long, short = 'r', value_name = "REGION")]
     pub(crate) region: String,
     /// The MAIL FROM domain: a label (`mail`) or a full name under DOMAIN.
@@ -60,6 +63,7 @@ pub(crate) struct SetMailFromArgs {
     /// Make the call even if the MX and SPF are not (yet) in DNS.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Another SES endpoint (default: AWS_ENDPOINT_URL, else AWS's own).
     #[arg(long, value_name = "URL")]
     pub(crate) endpoint_url: Option<String>,
     #[command(flatten)]
@@ -273,7 +277,7 @@ pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
             }
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
-        OutFormat::Human => print_apply(&mut out, &report)?,
+        OutFormat::Human => print_apply(&mut out, &report, result.is_ok())?,
     }
     if let Err(e) = result {
         // Whatever stopped it (AWS, the zone found there), Route 53 was not changed as
@@ -287,7 +291,7 @@ pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
     Ok(if report.left_alone() { Exit::Problems } else { Exit::Success })
 }
 
-fn print_apply(out: &mut impl Write, r: &ApplyReport) -> anyhow::Result<()> {
+fn print_apply(out: &mut impl Write, r: &ApplyReport, completed: bool) -> anyhow::Result<()> {
     let s = Style::for_stdout();
     if let Some((name, id)) = &r.hosted_zone {
         writeln!(out, "{}", s.bold(&format!("Route 53 zone {name} ({id}) for {}", r.domain)))?;
@@ -317,13 +321,22 @@ fn print_apply(out: &mut impl Write, r: &ApplyReport) -> anyhow::Result<()> {
             writeln!(out, "      {}", s.dim(n))?;
         }
     }
+    if !completed {
+        // Stopped before the diff was known: say nothing that reads like a result.
+        return Ok(());
+    }
     match (r.dry_run, r.submitted, r.insync) {
-        (true, n, _) => writeln!(out, "Dry run: {n} change(s) would be submitted; nothing was changed.")?,
+        (true, n, _) => {
+            writeln!(out, "Dry run: {} would be submitted; nothing was changed.", count(n as u64, "change"))?
+        }
         (false, 0, _) => writeln!(out, "Nothing to change: the zone already holds the plan.")?,
-        (false, n, Some(true)) => writeln!(out, "Submitted {n} change(s); Route 53 reports them INSYNC.")?,
+        (false, n, Some(true)) => {
+            writeln!(out, "Submitted {}; Route 53 reports them INSYNC.", count(n as u64, "change"))?
+        }
         (false, n, Some(false)) => writeln!(
             out,
-            "Submitted {n} change(s) ({}), not INSYNC before the --wait timeout; Route 53 finishes them anyway.",
+            "Submitted {} ({}), not INSYNC before the --wait timeout; Route 53 finishes them anyway.",
+            count(n as u64, "change"),
             r.change_id.as_deref().unwrap_or("")
         )?,
         (false, _, None) => {}

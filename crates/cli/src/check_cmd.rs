@@ -2,7 +2,7 @@
 
 use crate::Exit;
 use crate::dns_args::DnsArgs;
-use crate::style::{self, Style};
+use crate::style::{self, Style, escape};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
@@ -109,13 +109,16 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<Exit> {
             Ok(job) => job,
             Err(e) => {
                 bad_input.set(bad_input.get() + 1);
-                style::warning(&mut std::io::stderr(), &format!("{file_name} line {}: {e}; skipped", i + 1));
+                style::warning(
+                    &mut std::io::stderr(),
+                    &format!("{file_name} line {}: {} (line skipped)", i + 1, clip(&e.to_string())),
+                );
                 None
             }
         },
         Err(e) => {
             bad_input.set(bad_input.get() + 1);
-            style::warning(&mut std::io::stderr(), &format!("{file_name} line {}: {e}; skipped", i + 1));
+            style::warning(&mut std::io::stderr(), &format!("{file_name} line {}: {e} (line skipped)", i + 1));
             None
         }
     });
@@ -208,6 +211,17 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     })
 }
 
+/// A message about a `--file` line, made safe and short: the line may be anything, of any
+/// length.
+fn clip(text: &str) -> String {
+    const MAX: usize = 200;
+    let escaped = escape(text);
+    match escaped.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}… ({} more characters)", &escaped[..at], escaped[at..].chars().count()),
+        None => escaped.into_owned(),
+    }
+}
+
 /// The snapshot's questions that a `--zone` file answered (`name TYPE`).
 fn zone_answers(resolver: &ConfiguredResolver, report: &DomainReport) -> Vec<String> {
     if !resolver.has_zone_files() {
@@ -268,7 +282,7 @@ pub(crate) fn human(r: &DomainReport, s: Style) -> String {
     let mut out = format!(
         "{}  SES mail passes DMARC: {answer} ({})\n  SPF {}, DKIM {}{}\n",
         s.bold(&r.domain),
-        v.reason,
+        escape(&v.reason),
         yn(v.spf_aligned),
         yn(v.dkim_aligned),
         v.policy.map(|p| format!(", policy p={p}")).unwrap_or_default()
@@ -283,12 +297,18 @@ pub(crate) fn human(r: &DomainReport, s: Style) -> String {
         }
         out.push_str(&format!("  {}\n", s.bold(group.title())));
         for p in passed {
-            out.push_str(&format!("    {} {}: {}\n", s.green("✓"), p.name, p.message));
+            out.push_str(&format!("    {} {}: {}\n", s.green("✓"), escape(&p.name), escape(&p.message)));
         }
         for f in findings {
-            out.push_str(&format!("    {} {} {}: {}\n", mark(s, f.severity), s.dim(f.code), f.name, f.message));
+            out.push_str(&format!(
+                "    {} {} {}: {}\n",
+                mark(s, f.severity),
+                s.dim(f.code),
+                escape(&f.name),
+                escape(&f.message)
+            ));
             if let Some(fix) = &f.fix {
-                out.push_str(&format!("        fix: {fix}\n"));
+                out.push_str(&format!("        fix: {}\n", escape(fix)));
             }
         }
     }

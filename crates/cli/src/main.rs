@@ -24,6 +24,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// When to colour the output: auto (a terminal, not TERM=dumb, no NO_COLOR), always,
+    /// never.
+    #[arg(long, global = true, value_enum, default_value_t = style::ColorChoice::Auto, value_name = "WHEN")]
+    color: style::ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +101,7 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    style::set_color(cli.color);
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -81,7 +81,7 @@ pub(crate) struct PlanInputArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example: ses-dmarc plan example.com --region us-east-1 --mail-from mail --rua mailto:dmarc@example.com"
+    after_help = "Exit codes: 0 the plan is printed; 2 usage or input error (the message says what to type); 3 --from-ses could not ask AWS.\n\nExample: ses-dmarc plan example.com --region us-east-1 --mail-from mail --rua mailto:dmarc@example.com"
 )]
 pub(crate) struct PlanArgs {
     #[command(flatten)]

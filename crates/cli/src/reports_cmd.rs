@@ -25,9 +25,16 @@ pub(crate) enum ReportsCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct DatabaseArg {
-    /// sqlite://PATH or a file path; default: ~/.local/share/ses-dmarc/reports.sqlite.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = database_help())]
     pub(crate) database: Option<String>,
+}
+
+/// `--database`'s help, naming the default as this machine resolves it.
+fn database_help() -> String {
+    format!(
+        "sqlite://PATH, a file path, or postgres://USER@HOST/DB; default: {}",
+        ses_dmarc_store::Location::default_location().name()
+    )
 }
 
 impl DatabaseArg {
@@ -65,6 +72,7 @@ pub(crate) struct PtrArg {
 
 #[derive(Debug, Args)]
 pub(crate) struct SummaryArgs {
+    /// The domain whose reports to summarize (the policy domain), e.g. example.com.
     pub(crate) domain: String,
     /// Reports of the last N days.
     #[arg(long, default_value_t = 30)]
@@ -84,6 +92,7 @@ pub(crate) struct SummaryArgs {
     after_help = "Exit codes: 0 the next stage is safe (or reject is reached); 1 blockers remain; 3 the DMARC record could not be read; 2 usage error."
 )]
 pub(crate) struct RolloutArgs {
+    /// The domain whose reports to judge (the policy domain), e.g. example.com.
     pub(crate) domain: String,
     /// Evidence from the last N days of reports.
     #[arg(long, default_value_t = 30)]
@@ -215,8 +224,8 @@ fn print_ingest(args: &IngestArgs, database: Option<&str>, outcomes: &[InputOutc
             match database {
                 Some(db) => writeln!(
                     out,
-                    "Stored in {db}: {} new, {} already stored, {} failed.",
-                    count(n("reports"), "report"),
+                    "Stored in {db}: {}, {} already stored, {} failed.",
+                    count(n("reports"), "new report"),
                     n("duplicates"),
                     n("failed")
                 )?,
@@ -255,7 +264,14 @@ async fn summary_cmd(args: SummaryArgs) -> anyhow::Result<Exit> {
                 writeln!(out, "No reports for {domain} in the last {} days in {}.", args.days, db.name())?;
                 return Ok(Exit::Success);
             }
-            writeln!(out, "{}: {} reports over {} days, {} messages", domain, s.reports, s.days, s.messages)?;
+            writeln!(
+                out,
+                "{}: {} over {}, {}",
+                domain,
+                count(s.reports, "report"),
+                count(u64::from(s.days), "day"),
+                count(s.messages, "message")
+            )?;
             writeln!(
                 out,
                 "  DMARC pass {}, SPF aligned {}, DKIM aligned {}",
@@ -285,7 +301,7 @@ async fn summary_cmd(args: SummaryArgs) -> anyhow::Result<Exit> {
                 writeln!(
                     out,
                     "  {:<28} {:>10} {:>8} {:>8} {:>8}",
-                    src.source,
+                    style::escape(&src.source),
                     src.messages,
                     pct(src.dmarc_pass, src.messages),
                     pct(src.spf_aligned, src.messages),
@@ -294,17 +310,24 @@ async fn summary_cmd(args: SummaryArgs) -> anyhow::Result<Exit> {
             }
             if s.failures.reports > 0 {
                 let f = &s.failures;
-                let kinds: Vec<String> = f.by_auth_failure.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let kinds: Vec<String> =
+                    f.by_auth_failure.iter().map(|(k, n)| format!("{} {n}", style::escape(k))).collect();
                 writeln!(out, "  Failure reports: {} ({})", f.reports, kinds.join(", "))?;
                 for line in &f.recent {
                     writeln!(
                         out,
                         "    {} from {}: {} failed{}{}",
                         line.arrival_date.map(style::utc_date).unwrap_or_else(|| "date unknown".into()),
-                        line.source_ip.as_deref().unwrap_or("unknown IP"),
-                        line.auth_failure.as_deref().unwrap_or("authentication"),
-                        line.dkim_domain.as_deref().map(|d| format!(", DKIM d={d}")).unwrap_or_default(),
-                        line.original_mail_from.as_deref().map(|m| format!(", MAIL FROM {m}")).unwrap_or_default(),
+                        style::escape(line.source_ip.as_deref().unwrap_or("unknown IP")),
+                        style::escape(line.auth_failure.as_deref().unwrap_or("authentication")),
+                        line.dkim_domain
+                            .as_deref()
+                            .map(|d| format!(", DKIM d={}", style::escape(d)))
+                            .unwrap_or_default(),
+                        line.original_mail_from
+                            .as_deref()
+                            .map(|m| format!(", MAIL FROM {}", style::escape(m)))
+                            .unwrap_or_default(),
                     )?;
                 }
             }
@@ -359,7 +382,7 @@ pub(crate) async fn rollout(args: RolloutArgs) -> anyhow::Result<Exit> {
                     r.next_record.as_deref().unwrap_or("the next step")
                 )?;
                 for b in &r.blockers {
-                    writeln!(out, "    - {} {}", b.message, s.dim(&format!("[{}]", b.code)))?;
+                    writeln!(out, "    - {} {}", style::escape(&b.message), s.dim(&format!("[{}]", b.code)))?;
                 }
             }
         }

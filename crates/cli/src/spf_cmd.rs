@@ -3,7 +3,7 @@
 
 use crate::Exit;
 use crate::dns_args::DnsArgs;
-use crate::style::Style;
+use crate::style::{Style, escape};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use ses_dmarc_ops::spf::spf_report;
@@ -82,25 +82,25 @@ fn node_lines(n: &SpfNode, depth: usize, s: Style, tree: &SpfTree, out: &mut Str
     let pad = "  ".repeat(depth);
     let state = match &n.state {
         RecordState::Found { record, diagnostics } => {
-            let mut line = record.clone();
+            let mut line = escape(record).into_owned();
             for d in diagnostics.iter().filter(|d| d.severity != Severity::Info) {
                 line.push_str(&format!(
                     "\n{pad}    {} {}",
                     if d.severity == Severity::Error { s.red("✗") } else { s.yellow("!") },
-                    d.message
+                    escape(&d.message)
                 ));
             }
             line
         }
         RecordState::Missing { nxdomain } => s.red(if *nxdomain { "no such domain" } else { "no SPF record" }),
         RecordState::Multiple { records } => s.red(&format!("{} SPF records: permerror", records.len())),
-        RecordState::Quoted { records } => s.red(&format!("stored with literal quotes: {}", records[0])),
+        RecordState::Quoted { records } => s.red(&format!("stored with literal quotes: {}", escape(&records[0]))),
         RecordState::Failed { failure } => s.yellow(&format!("lookup failed: {failure}")),
         RecordState::Pending => s.yellow("not fetched"),
         RecordState::Cut { reason } => s.yellow(&format!("not followed: {reason}")),
         RecordState::Repeated => s.dim(&format!("the record shown above ({} lookups again)", n.branch_lookups)),
     };
-    out.push_str(&format!("{pad}{}: {state}\n", s.bold(&n.domain)));
+    out.push_str(&format!("{pad}{}: {state}\n", s.bold(&escape(&n.domain))));
     for t in &n.terms {
         let below = t.child.as_ref().map(|c| c.branch_lookups).unwrap_or(0);
         let mut count = match (t.lookups, below) {
@@ -112,13 +112,13 @@ fn node_lines(n: &SpfNode, depth: usize, s: Style, tree: &SpfTree, out: &mut Str
             let cause = tree.void_causes.iter().find(|v| v.term == t.term && v.domain == n.domain);
             count.push_str(&s.red(&format!(
                 "  VOID{}",
-                cause.map(|c| format!(" ({} {}: no records)", c.rtype.as_str(), c.name)).unwrap_or_default()
+                cause.map(|c| format!(" ({} {}: no records)", c.rtype.as_str(), escape(&c.name))).unwrap_or_default()
             )));
         }
         if let Some(note) = &t.note {
             count.push_str(&s.dim(&format!("  ({note})")));
         }
-        out.push_str(&format!("{pad}  {:<40} {count}\n", t.term));
+        out.push_str(&format!("{pad}  {:<40} {count}\n", escape(&t.term)));
         if let Some(c) = &t.child {
             node_lines(c, depth + 2, s, tree, out);
         }
@@ -136,7 +136,13 @@ pub(crate) fn human(tree: &SpfTree, check: Option<&SpfCheck>, s: Style) -> Strin
         if tree.void_lookups > MAX_VOID_LOOKUPS { s.red(&voids) } else { voids }
     ));
     for v in &tree.void_causes {
-        out.push_str(&format!("  void: `{}` in {} ({} {})\n", v.term, v.domain, v.rtype.as_str(), v.name));
+        out.push_str(&format!(
+            "  void: `{}` in {} ({} {})\n",
+            escape(&v.term),
+            escape(&v.domain),
+            v.rtype.as_str(),
+            escape(&v.name)
+        ));
     }
     for f in &tree.failed {
         out.push_str(&format!(
@@ -149,7 +155,7 @@ pub(crate) fn human(tree: &SpfTree, check: Option<&SpfCheck>, s: Style) -> Strin
         ));
     }
     for u in &tree.unexpanded {
-        out.push_str(&format!("  not followed (needs the sender or IP): {u}\n"));
+        out.push_str(&format!("  not followed (needs the sender or IP): {}\n", escape(u)));
     }
     if let RecordState::Missing { nxdomain } = tree.root.state {
         let what = if nxdomain {
@@ -183,25 +189,29 @@ pub(crate) fn human(tree: &SpfTree, check: Option<&SpfCheck>, s: Style) -> Strin
             c.reason
         ));
         if let Some(e) = &c.explanation {
-            out.push_str(&format!("Explanation: {e}\n"));
+            out.push_str(&format!("Explanation: {}\n", escape(e)));
         }
         out.push_str(&format!("{}, {} void. Path:\n", crate::style::count(c.lookups as u64, "lookup"), c.void_lookups));
         for ev in &c.trace {
             let pad = "  ".repeat(ev.depth + 1);
             match &ev.kind {
-                TraceKind::Record { record, note } => {
-                    out.push_str(&format!("{pad}{}: {}\n", ev.domain, record.as_deref().unwrap_or(note)))
-                }
+                TraceKind::Record { record, note } => out.push_str(&format!(
+                    "{pad}{}: {}\n",
+                    escape(&ev.domain),
+                    escape(record.as_deref().unwrap_or(note))
+                )),
                 TraceKind::Lookup { name, rtype, outcome, void, .. } => out.push_str(&format!(
-                    "{pad}  {} {} {name} → {outcome}{}\n",
+                    "{pad}  {} {} {} → {outcome}{}\n",
                     s.dim("query"),
                     rtype.as_str(),
+                    escape(name),
                     if *void { " (void)" } else { "" }
                 )),
                 TraceKind::Term { term, matched, note, .. } => out.push_str(&format!(
-                    "{pad}  {} {term}{}\n",
+                    "{pad}  {} {}{}\n",
                     if *matched { s.green("match") } else { s.dim("no match") },
-                    if note.is_empty() { String::new() } else { format!(" ({note})") }
+                    escape(term),
+                    if note.is_empty() { String::new() } else { format!(" ({})", escape(note)) }
                 )),
                 TraceKind::Result { result, .. } => out.push_str(&format!("{pad}  → {result}\n")),
             }

@@ -7,13 +7,45 @@ pub(crate) struct Style {
     colour: bool,
 }
 
+/// `--color`: when to colour the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorChoice {
+    /// On a terminal that can show colour (not `TERM=dumb`), unless `NO_COLOR` is set.
+    Auto,
+    /// Always, even in a pipe.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The `--color` of this run (0 auto, 1 always, 2 never).
+static CHOICE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets `--color` for the rest of the run.
+pub(crate) fn set_color(choice: ColorChoice) {
+    let v = match choice {
+        ColorChoice::Auto => 0,
+        ColorChoice::Always => 1,
+        ColorChoice::Never => 2,
+    };
+    CHOICE.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn colour(terminal: bool) -> bool {
+    match CHOICE.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => terminal && colour_allowed(),
+    }
+}
+
 impl Style {
     pub(crate) fn for_stdout() -> Self {
-        Style { colour: std::io::stdout().is_terminal() && colour_allowed() }
+        Style { colour: colour(std::io::stdout().is_terminal()) }
     }
 
     pub(crate) fn for_stderr() -> Self {
-        Style { colour: std::io::stderr().is_terminal() && colour_allowed() }
+        Style { colour: colour(std::io::stderr().is_terminal()) }
     }
 
     fn paint(self, code: &str, text: &str) -> String {
@@ -42,7 +74,7 @@ impl Style {
 }
 
 fn colour_allowed() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 pub(crate) fn error(out: &mut impl Write, message: &str) {

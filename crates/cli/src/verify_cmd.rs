@@ -2,7 +2,7 @@
 
 use crate::Exit;
 use crate::dns_args::DnsArgs;
-use crate::style::Style;
+use crate::style::{Style, escape};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use ses_dmarc_receiver::dmarc::DmarcResult;
@@ -92,27 +92,26 @@ pub(crate) fn human(v: &Verification, s: Style) -> String {
         DmarcResult::TempError => s.yellow("DMARC temperror"),
         other => s.red(&format!("DMARC {}", format!("{other:?}").to_ascii_lowercase())),
     };
-    out.push_str(&format!("{} {}\n", s.bold(&format!("From: {}", v.from.join(", "))), verdict));
+    out.push_str(&format!("{} {}\n", s.bold(&format!("From: {}", escape(&v.from.join(", ")))), verdict));
     match &v.connection {
         Some(c) => out.push_str(&format!(
             "{}\n",
-            s.dim(&format!("Connection: {} MAIL FROM <{}> (from {})", c.ip, c.mail_from, c.source))
+            s.dim(&format!("Connection: {} MAIL FROM <{}> (from {})", c.ip, escape(&c.mail_from), c.source))
         )),
         None => out.push_str(&format!("{}\n", s.dim("Connection: unknown (give --ip)"))),
     }
     for line in &v.explanation {
-        out.push_str(&format!("  {line}\n"));
+        out.push_str(&format!("  {}\n", escape(line)));
     }
     for p in &v.problems {
-        out.push_str(&format!("  {} {p}\n", s.red("problem:")));
+        out.push_str(&format!("  {} {}\n", s.red("problem:"), escape(p)));
     }
     for h in &v.hints {
-        out.push_str(&format!("  {} {h}\n", s.yellow("SES:")));
+        out.push_str(&format!("  {} {}\n", s.yellow("SES:"), escape(h)));
     }
     for r in &v.receiver {
-        out.push_str(&format!(
-            "  {} {}: spf={} dkim={} dmarc={}\n",
-            s.dim(r.header),
+        let results = format!(
+            "{}: spf={} dkim={} dmarc={}",
             r.authserv_id.as_deref().unwrap_or("(no authserv-id)"),
             r.spf.as_deref().unwrap_or("-"),
             if r.dkim.is_empty() {
@@ -121,10 +120,11 @@ pub(crate) fn human(v: &Verification, s: Style) -> String {
                 r.dkim.iter().map(|(d, res)| format!("{res} ({d})")).collect::<Vec<_>>().join(",")
             },
             r.dmarc.as_deref().unwrap_or("-")
-        ));
+        );
+        out.push_str(&format!("  {} {}\n", s.dim(r.header), escape(&results)));
     }
     for d in &v.disagreements {
-        out.push_str(&format!("  {} {d}\n", s.yellow("differs:")));
+        out.push_str(&format!("  {} {}\n", s.yellow("differs:"), escape(d)));
     }
     out
 }

@@ -37,6 +37,9 @@ pub struct StubClient {
     window: Arc<Window>,
 }
 
+/// CNAMEs followed for one question at most (8 hops, as resolvers commonly allow).
+const MAX_CNAME_CHAIN: usize = 8;
+
 static NEXT_ID: AtomicU16 = AtomicU16::new(0);
 
 fn next_id() -> u16 {
@@ -254,7 +257,7 @@ impl StubClient {
     pub async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
         let mut answer = self.lookup_once(name, rtype).await;
         let mut chain = std::mem::take(&mut answer.cname_chain);
-        for _ in 0..8 {
+        for _ in 0..MAX_CNAME_CHAIN {
             let pending = matches!(answer.outcome, Outcome::NoData) && !chain.is_empty() && rtype != RecordType::Cname;
             let last_target = chain.last().map(|(_, t)| t.clone());
             let Some(target) = last_target.filter(|_| pending) else { break };
@@ -264,6 +267,14 @@ impl StubClient {
             }
             answer = self.lookup_once(&target, rtype).await;
             chain.append(&mut answer.cname_chain);
+        }
+        let still_pending =
+            matches!(answer.outcome, Outcome::NoData) && !chain.is_empty() && rtype != RecordType::Cname;
+        if (still_pending || chain.len() > MAX_CNAME_CHAIN) && !answer.is_failure() {
+            // An endless chain is a failure to answer, never "no such record".
+            answer.outcome = Outcome::Failed(Failure::Malformed(format!(
+                "a CNAME chain of more than {MAX_CNAME_CHAIN} names from {name}: no answer"
+            )));
         }
         answer.cname_chain = chain;
         answer
@@ -379,13 +390,33 @@ fn interpret(msg: &Message, rtype: RecordType) -> Result<Answer, Failure> {
         other => return Err(Failure::Rcode(other.to_string())),
     }
     let wanted = to_hickory(rtype);
-    let mut cname_chain = Vec::new();
+    // Only records owned by the question's name, or by the names its CNAMEs lead to, are
+    // the answer; anything else in the section is ignored, as a resolver ignores it.
+    let mut owner = msg.queries.first().map(|q| canonical_name(q.name())).unwrap_or_default();
+    let mut cname_chain: Vec<(String, String)> = Vec::new();
+    if wanted != HRecordType::CNAME {
+        while let Some(target) = msg.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(t) if canonical_name(&r.name) == owner => Some(canonical_name(&t.0)),
+            _ => None,
+        }) {
+            if cname_chain.iter().any(|(o, _)| *o == target) || target == owner {
+                return Err(Failure::Malformed(format!("CNAME loop at {target}")));
+            }
+            if cname_chain.len() >= MAX_CNAME_CHAIN {
+                return Err(Failure::Malformed(format!(
+                    "a CNAME chain of more than {MAX_CNAME_CHAIN} names: no answer"
+                )));
+            }
+            cname_chain.push((owner.clone(), target.clone()));
+            owner = target;
+        }
+    }
     let mut records = Vec::new();
     for r in &msg.answers {
+        if canonical_name(&r.name) != owner {
+            continue;
+        }
         match &r.data {
-            RData::CNAME(target) if wanted != HRecordType::CNAME => {
-                cname_chain.push((canonical_name(&r.name), canonical_name(&target.0)))
-            }
             data if data.record_type() == wanted => records.push(match data {
                 RData::A(a) => Rdata::A(a.0),
                 RData::AAAA(a) => Rdata::Aaaa(a.0),

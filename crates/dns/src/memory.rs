@@ -20,12 +20,12 @@ pub enum ZoneError {
         message: String,
     },
     /// The file cannot be read.
-    #[error("cannot read the zone file {path}: {source}")]
+    #[error("cannot read the zone file {path}: {cause}")]
     Read {
         /// The file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (not `source`: the message already says it, once).
+        cause: std::io::Error,
     },
     /// The file holds no record.
     #[error(
@@ -342,7 +342,7 @@ impl<F> MemoryResolver<F> {
     pub fn load_zone_file(&mut self, path: &std::path::Path, origin: &str) -> Result<ZoneLoaded, ZoneError> {
         use std::io::Read;
         let display = path.display().to_string();
-        let read = |source| ZoneError::Read { path: display.clone(), source };
+        let read = |cause| ZoneError::Read { path: display.clone(), cause };
         let file = std::fs::File::open(path).map_err(read)?;
         let mut bytes = Vec::new();
         file.take(MAX_ZONE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(read)?;

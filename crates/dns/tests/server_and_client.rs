@@ -97,3 +97,47 @@ fn garbage_answers_are_failures() {
         }
     });
 }
+
+#[test]
+fn an_endless_cname_chain_is_a_failure_not_an_absence() {
+    let mut zone = String::new();
+    for i in 0..20 {
+        zone.push_str(&format!("c{i} 300 IN CNAME c{}.example.com.\n", i + 1));
+    }
+    zone.push_str("c20 300 IN TXT \"the end\"\n");
+    let server = TestServer::start(&[("example.com.", &with_soa(&zone))]).unwrap();
+    let client = StubClient::new(vec![server.addr()], Duration::from_millis(500), 1).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let a = client.lookup("c0.example.com", RecordType::Txt).await;
+        assert!(matches!(&a.outcome, Outcome::Failed(Failure::Malformed(m)) if m.contains("CNAME chain")), "{a:?}");
+        // A chain within the limit is followed.
+        let b = client.lookup("c14.example.com", RecordType::Txt).await;
+        assert_eq!(b.records()[0].txt_text().unwrap(), "the end");
+    });
+}
+
+/// A nameserver that adds a record for another name to its answer (a `+all` SPF for a
+/// name nobody asked about): that record is not the answer.
+#[test]
+fn records_for_names_not_asked_are_ignored() {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::{Name, RData, Record, rdata::TXT};
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let Ok(query) = Message::from_vec(&buf[..len]) else { continue };
+            let mut reply = query.clone();
+            reply.metadata.message_type = MessageType::Response;
+            let other = Name::from_ascii("other.test.").unwrap();
+            reply.add_answer(Record::from_rdata(other, 300, RData::TXT(TXT::new(vec!["v=spf1 +all".into()]))));
+            let _ = socket.send_to(&reply.to_vec().unwrap(), from);
+        }
+    });
+    let client = StubClient::new(vec![addr], Duration::from_millis(500), 1).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let a = rt.block_on(client.lookup("victim.test", RecordType::Txt));
+    assert_eq!(a.outcome, Outcome::NoData, "{a:?}");
+}

@@ -237,7 +237,10 @@ impl<'a> Builder<'a> {
         let (lookups_before, voids_before) = (self.lookups, self.void_count);
         let mut node = self.expand(domain, path, cause);
         node.branch_lookups = self.lookups.saturating_sub(lookups_before);
-        if !matches!(node.state, RecordState::Pending | RecordState::Cut { .. }) && !has_pending(&node) {
+        // Remembered even while answers below are pending: a later occurrence in this
+        // build is a reference (its missing answers are already wanted), so a fan-out costs
+        // one expansion per name in every round, not one per path.
+        if !matches!(node.state, RecordState::Cut { .. }) {
             self.expanded.insert(domain.to_string(), (node.branch_lookups, self.void_count - voids_before));
         }
         node
@@ -398,14 +401,6 @@ pub async fn gather_tree<R: ses_dmarc_dns::Resolver>(
     let f = |n: &str, t: RecordType| answers.get(&(n.to_string(), t));
     let tree = SpfTree::build(domain, &f).0;
     (tree, answers)
-}
-
-/// Whether some node below is still waiting for its answer.
-fn has_pending(node: &SpfNode) -> bool {
-    node.terms
-        .iter()
-        .filter_map(|t| t.child.as_deref())
-        .any(|c| matches!(c.state, RecordState::Pending) || has_pending(c))
 }
 
 async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {

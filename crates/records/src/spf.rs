@@ -934,11 +934,8 @@ fn parse_term(token: &str, offset: usize) -> Result<Term, Diagnostic> {
 
 fn domain_spec(text: &str, span: Range<usize>) -> Result<MacroString, Diagnostic> {
     MacroString::parse_domain_spec(text, false).map_err(|e| {
-        let code = if e.message.contains("macro") || e.message.contains('%') {
-            code::SPF_INVALID_MACRO
-        } else {
-            code::SPF_INVALID_DOMAIN_SPEC
-        };
+        // Only a domain-spec that holds a macro can have a bad macro.
+        let code = if text.contains('%') { code::SPF_INVALID_MACRO } else { code::SPF_INVALID_DOMAIN_SPEC };
         syntax(code, span, e.message)
     })
 }
@@ -1169,6 +1166,7 @@ mod tests {
         assert_eq!(codes("v=spf1 ip4:1.2.3.4/024 -all"), vec![code::SPF_INVALID_IP]);
         assert_eq!(codes("v=spf1 a/33 -all"), vec![code::SPF_INVALID_IP]);
         assert_eq!(codes("v=spf1 include:foo.1 -all"), vec![code::SPF_INVALID_DOMAIN_SPEC]);
+        assert_eq!(codes("v=spf1 include:a ~all"), vec![code::SPF_INVALID_DOMAIN_SPEC]);
         assert_eq!(codes("v=spf1 include:%{x}.com -all"), vec![code::SPF_INVALID_MACRO]);
         assert_eq!(codes("v=spf1 exists:%{c}.x.com -all"), vec![code::SPF_INVALID_MACRO]);
         assert_eq!(codes("v=spf1 -all exp=%{c}.example.com"), vec![code::SPF_INVALID_MACRO]);

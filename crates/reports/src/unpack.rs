@@ -136,7 +136,12 @@ impl<R: BufRead> Read for GzMembers<R> {
 
 /// Reads a decompressing reader within the budget and the ratio limit, checked as the
 /// bytes come out (a bomb is stopped at the first chunk past a limit).
-fn inflate(origin: &str, mut reader: impl Read, compressed: u64, budget: &mut Budget) -> Result<Vec<u8>, UnpackError> {
+fn inflate(
+    origin: &str,
+    mut reader: impl Read,
+    compressed: &dyn Fn() -> u64,
+    budget: &mut Budget,
+) -> Result<Vec<u8>, UnpackError> {
     let limits = budget.limits;
     let mut out = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -152,7 +157,8 @@ fn inflate(origin: &str, mut reader: impl Read, compressed: u64, budget: &mut Bu
         if size > budget.left {
             return Err(err(origin, too_large(limits.max_size)));
         }
-        if size > RATIO_FREE && size / compressed.max(1) > limits.max_ratio {
+        let compressed = compressed().max(1);
+        if size > RATIO_FREE && size / compressed > limits.max_ratio {
             return Err(err(origin, bomb(limits.max_ratio, compressed, size)));
         }
     }
@@ -196,7 +202,11 @@ fn walk(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut 
         return;
     }
     if data.starts_with(&[0x1f, 0x8b]) {
-        match inflate(origin, GzMembers::new(data), data.len() as u64, budget) {
+        // The ratio is checked against the compressed bytes read so far, so a bomb is
+        // caught at its first megabyte, not at its end.
+        let consumed = std::cell::Cell::new(0u64);
+        let counted = CountingSlice { data, at: &consumed };
+        match inflate(origin, GzMembers::new(counted), &|| consumed.get(), budget) {
             Ok(inner) => walk(origin, &inner, budget, depth + 1, out),
             Err(e) => out(Err(e)),
         }
@@ -233,12 +243,37 @@ fn walk(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut 
 /// hex otherwise (never raw bytes on a terminal).
 pub fn describe_start(data: &[u8]) -> String {
     let head = &data[..data.len().min(16)];
-    let printable = head.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+    let printable = head.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
     if printable && !head.is_empty() {
-        format!("`{}`", String::from_utf8_lossy(head))
+        format!("`{}`", String::from_utf8_lossy(head).escape_debug())
     } else {
         let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
         format!("the bytes {}", hex.join(" "))
+    }
+}
+
+/// A byte slice read as a `BufRead` that counts what was consumed.
+struct CountingSlice<'d, 'c> {
+    data: &'d [u8],
+    at: &'c std::cell::Cell<u64>,
+}
+
+impl Read for CountingSlice<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.fill_buf()?.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.data[self.at.get() as usize..self.at.get() as usize + n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for CountingSlice<'_, '_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        Ok(&self.data[(self.at.get() as usize).min(self.data.len())..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.at.set((self.at.get() + amt as u64).min(self.data.len() as u64));
     }
 }
 
@@ -274,7 +309,7 @@ fn unzip(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut
                 let name = file.name().map(|n| n.to_string()).unwrap_or_else(|_| format!("#{i}"));
                 let member = format!("{origin}!{name}");
                 let compressed = file.compressed_size();
-                (member.clone(), inflate(&member, file, compressed, budget))
+                (member.clone(), inflate(&member, file, &|| compressed, budget))
             }
             Err(e) => {
                 out(Err(err(&format!("{origin}!#{i}"), format!("cannot read this zip member: {e}"))));

@@ -125,8 +125,14 @@ fn bombs_depth_and_junk_are_refused_and_the_batch_goes_on() {
     let small = UnpackLimits { max_size: 8 * 1024 * 1024, ..UnpackLimits::default() };
     let zeros = vec![0u8; 20 * 1024 * 1024];
     let gz_bomb = gzip(&zeros);
-    let items = unpack("bomb.gz", &gz_bomb, &small);
+    // Past the size limit without being a bomb: hex-like text of 20 MB.
+    let text: Vec<u8> =
+        (0..20 * 1024 * 1024u32).map(|i| b"0123456789abcdef"[(i.wrapping_mul(2654435761) >> 28) as usize]).collect();
+    let items = unpack("big.gz", &gzip(&text), &small);
     assert!(items[0].as_ref().unwrap_err().message.contains("more than 8 MB"), "{items:?}");
+    // A bomb is caught at its first megabyte, whatever the size limit.
+    let items = unpack("bomb.gz", &gz_bomb, &small);
+    assert!(items[0].as_ref().unwrap_err().message.contains("decompression bomb"), "{items:?}");
     let ratio = unpack("ratio.gz", &gz_bomb, &UnpackLimits::default());
     assert!(ratio[0].as_ref().unwrap_err().message.contains("decompression bomb"), "{ratio:?}");
     let zip_bomb = zip(&[("bomb.xml", &zeros), ("good.xml", REPORT)]);

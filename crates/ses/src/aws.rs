@@ -21,10 +21,34 @@ fn service_of(operation: &str) -> &'static str {
     }
 }
 
+/// The innermost cause of an error, in its own words (`Connection refused (os error
+/// 111)`), without the SDK's debug dump of every layer.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    let text = current.to_string();
+    if text.is_empty() { err.to_string() } else { text }
+}
+
+/// No credentials: what to do, naming a profile that does not exist when that is the cause.
+fn no_credentials(context: &str) -> String {
+    match std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()) {
+        Some(profile) if context.to_ascii_lowercase().contains("profile") => format!(
+            "AWS_PROFILE is `{profile}`, but no such profile is in ~/.aws/config or ~/.aws/credentials: `aws configure list-profiles` lists those there; set AWS_PROFILE to one of them (or unset it)."
+        ),
+        Some(profile) => format!(
+            "No AWS credentials found for the profile `{profile}` (AWS_PROFILE): give it credentials (`aws configure --profile {profile}`, or `aws sso login --profile {profile}`)."
+        ),
+        None => "No AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), run `aws sso login`, or run where an instance role is attached.".to_string(),
+    }
+}
+
 fn explain<E, R>(operation: &'static str, endpoint: &str, err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let code = err.code().unwrap_or_default().to_string();
     let detail = err.message().unwrap_or_default().to_string();
@@ -37,8 +61,13 @@ where
                 "AWS denied {operation}: the credentials in use lack the `{service}:{operation}` permission. Add it to their IAM policy (or use a profile that has it). AWS said: {detail}"
             ),
         ),
-        "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" | "IncompleteSignature"
-        | "ExpiredToken" | "ExpiredTokenException" | "InvalidAccessKeyId" => (
+        "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "InvalidAccessKeyId" => (
             AwsErrorKind::BadCredentials,
             format!(
                 "AWS rejected the credentials ({code}): check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or sign in again (`aws sso login`)."
@@ -48,23 +77,28 @@ where
             AwsErrorKind::Throttled,
             format!("AWS is throttling {operation} ({code}) even after retries: wait a minute and run again."),
         ),
-        "NotFoundException" | "NoSuchHostedZone" | "NoSuchChange" => (AwsErrorKind::NotFound, format!("{operation}: {detail}")),
+        "NotFoundException" | "NoSuchHostedZone" | "NoSuchChange" => {
+            (AwsErrorKind::NotFound, format!("{operation}: {detail}"))
+        }
         "InvalidChangeBatch" | "InvalidInput" | "InvalidParameterValue" | "BadRequestException" => {
             (AwsErrorKind::Refused, format!("AWS refused {operation}: {detail}"))
         }
         "" => match &err {
-            SdkError::TimeoutError(_) => {
-                (AwsErrorKind::Timeout, format!("{operation}: no answer from {endpoint} in time; check the network and --endpoint-url."))
-            }
-            _ if context.to_ascii_lowercase().contains("credential") => (
-                AwsErrorKind::NoCredentials,
-                "No AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), run `aws sso login`, or run where an instance role is attached.".to_string(),
+            SdkError::TimeoutError(_) => (
+                AwsErrorKind::Timeout,
+                format!("{operation}: no answer from {endpoint} in time; check the network and --endpoint-url."),
             ),
+            _ if context.to_ascii_lowercase().contains("credential") => {
+                (AwsErrorKind::NoCredentials, no_credentials(&context))
+            }
             SdkError::DispatchFailure(_) => (
                 AwsErrorKind::Unreachable,
-                format!("{operation}: cannot reach {endpoint} ({context}); check --endpoint-url, the region and the network."),
+                format!(
+                    "{operation}: cannot reach {endpoint} ({}); check --endpoint-url, the region and the network.",
+                    root_cause(&err)
+                ),
             ),
-            _ => (AwsErrorKind::Other, format!("{operation} failed: {context}")),
+            _ => (AwsErrorKind::Other, format!("{operation} failed: {}", root_cause(&err))),
         },
         _ => (AwsErrorKind::Other, format!("{operation} failed: {code}: {detail}")),
     };

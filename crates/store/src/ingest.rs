@@ -736,11 +736,17 @@ mod tests {
         }
         // A gzip report past --max-size, streamed or not: refused with the reason, nothing stored.
         let tight = UnpackLimits { max_size: 8 * 1024 * 1024, ..UnpackLimits::default() };
-        for (name, data) in [("over.xml.gz", gzip(big.as_bytes())), ("zeros.gz", gzip(&vec![0u8; 20 << 20]))] {
-            let o = ingest(name, &data, &tight);
-            assert_eq!((o.outcome, o.reports, o.records), (IngestOutcome::Failed, 0, 0), "{name}: {o:?}");
-            assert!(o.error.as_deref().unwrap().contains("more than 8 MB (the limit)"), "{name}: {o:?}");
-        }
+        let o = ingest("over.xml.gz", &gzip(big.as_bytes()), &tight);
+        assert_eq!((o.outcome, o.reports, o.records), (IngestOutcome::Failed, 0, 0), "{o:?}");
+        assert!(o.error.as_deref().unwrap().contains("more than 8 MB (the limit)"), "{o:?}");
+        assert!(o.error.as_deref().unwrap().contains("--max-size"), "says which flag raises it: {o:?}");
+        // A bomb is refused by its ratio, at its first megabyte, even under a generous size limit.
+        let generous = UnpackLimits { max_size: 1 << 40, ..UnpackLimits::default() };
+        let mut best = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut best, &vec![0u8; 20 << 20]).unwrap();
+        let o = ingest("zeros.gz", &best.finish().unwrap(), &generous);
+        assert_eq!((o.outcome, o.reports, o.records), (IngestOutcome::Failed, 0, 0), "{o:?}");
+        assert!(o.error.as_deref().unwrap().contains("decompression bomb"), "{o:?}");
         // Cut short: the gzip stream ends early, or the XML itself does.
         let gz = gzip(big.as_bytes());
         let truncated = [

@@ -4,6 +4,8 @@
 mod aws;
 mod check;
 mod fake_aws;
+mod hostile;
+mod new_user;
 mod plan;
 mod reports;
 mod util;
