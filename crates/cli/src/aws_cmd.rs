@@ -9,6 +9,7 @@ use crate::style::{self, OutFormat, Style, count};
 use clap::{Args, Subcommand};
 use ses_dmarc_ops::apply::{ApplyOptions, ApplyReport, apply_route53};
 use ses_dmarc_ops::ses_status::{DnsState, RegionStatus, mail_from_problems, set_mail_from as call_set_mail_from};
+use ses_dmarc_ses::identity::NeededType;
 use ses_dmarc_ses::plan::{AdviceLevel, MxFailureBehavior};
 use ses_dmarc_ses::route53::ChangeKind;
 use std::io::Write;
@@ -179,9 +180,12 @@ fn print_status(out: &mut impl Write, domain: &str, results: &[RegionStatus]) ->
                     DnsState::OtherRegion => s.dim("ok*    "),
                     DnsState::Unchecked => s.dim("-      "),
                 };
-                let value =
-                    if x.record.rtype == "MX" { format!("10 {}", x.record.value) } else { x.record.value.clone() };
-                write!(out, "    {mark} {:<w$}  {:<5} {value}", x.record.name, x.record.rtype)?;
+                let value = if x.record.rtype == NeededType::Mx {
+                    format!("10 {}", x.record.value)
+                } else {
+                    x.record.value.clone()
+                };
+                write!(out, "    {mark} {:<w$}  {:<5} {value}", x.record.name, x.record.rtype.as_str())?;
                 match x.dns {
                     DnsState::Wrong => write!(out, "  (found: {})", x.found.join(", "))?,
                     DnsState::OtherRegion => write!(

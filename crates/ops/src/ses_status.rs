@@ -4,7 +4,7 @@
 use crate::OpsError;
 use serde::Serialize;
 use ses_dmarc_dns::{Outcome, Rdata, RecordType, Resolver};
-use ses_dmarc_ses::identity::{IdentityStatus, NeededRecord, StatusAdvice, advise};
+use ses_dmarc_ses::identity::{IdentityStatus, NeededRecord, NeededType, StatusAdvice, advise};
 use ses_dmarc_ses::plan::{AdviceLevel, MxFailureBehavior};
 use ses_dmarc_ses::{AwsError, AwsErrorKind};
 
@@ -101,7 +101,10 @@ pub async fn identity_statuses(
 
 /// Looks a needed record up and says what DNS holds.
 pub async fn observe(resolver: &impl Resolver, r: &NeededRecord) -> ObservedRecord {
-    let rtype = if r.rtype == "MX" { RecordType::Mx } else { RecordType::Cname };
+    let rtype = match r.rtype {
+        NeededType::Mx => RecordType::Mx,
+        NeededType::Cname => RecordType::Cname,
+    };
     let answer = resolver.lookup(&r.name, rtype).await;
     let found: Vec<String> = answer
         .records()

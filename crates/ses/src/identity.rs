@@ -118,13 +118,33 @@ fn key_bits(length: &str) -> Option<u32> {
     length.trim_start_matches("RSA_").trim_end_matches("_BIT").parse().ok()
 }
 
+/// The type of a record an identity needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum NeededType {
+    /// An Easy DKIM CNAME.
+    Cname,
+    /// The MAIL FROM MX.
+    Mx,
+}
+
+impl NeededType {
+    /// The type's name as DNS writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NeededType::Cname => "CNAME",
+            NeededType::Mx => "MX",
+        }
+    }
+}
+
 /// One record the identity needs in DNS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NeededRecord {
     /// Owner name, without the trailing dot.
     pub name: String,
     /// `CNAME` or `MX`.
-    pub rtype: &'static str,
+    pub rtype: NeededType,
     /// The target (CNAME) or exchange (MX).
     pub value: String,
 }
@@ -162,13 +182,13 @@ impl IdentityStatus {
             for t in &self.dkim.tokens {
                 out.push(NeededRecord {
                     name: format!("{t}._domainkey.{}", self.domain),
-                    rtype: "CNAME",
+                    rtype: NeededType::Cname,
                     value: format!("{t}.{zone}"),
                 });
             }
         }
         if let (Some(mf), Some(region)) = (&self.mail_from, regions::find(&self.region)) {
-            out.push(NeededRecord { name: mf.domain.clone(), rtype: "MX", value: region.feedback_host() });
+            out.push(NeededRecord { name: mf.domain.clone(), rtype: NeededType::Mx, value: region.feedback_host() });
         }
         out
     }
