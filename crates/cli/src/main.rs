@@ -9,6 +9,7 @@ mod reports_cmd;
 mod spf_cmd;
 mod style;
 mod verify_cmd;
+mod watch_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ enum Command {
     Ses(aws_cmd::SesCommand),
     /// Apply the plan to a Route 53 hosted zone: a diff, then one change batch.
     Apply(aws_cmd::ApplyArgs),
+    /// Keep it passing: watched domains checked daily, what changed as events, alerts.
+    #[command(subcommand)]
+    Watch(watch_cmd::WatchCommand),
 }
 
 /// How a command ends (docs/commands.md gives each command's meaning of them).
@@ -96,6 +100,7 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Rollout(args) => reports_cmd::rollout(args).await,
         Command::Ses(cmd) => aws_cmd::run_ses(cmd).await,
         Command::Apply(args) => aws_cmd::apply(args).await,
+        Command::Watch(cmd) => watch_cmd::run(cmd).await,
     }
 }
 

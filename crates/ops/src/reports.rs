@@ -17,9 +17,10 @@ async fn reverse_names<R: Resolver>(
     resolver: &R,
     domain: &str,
     since: i64,
+    until: i64,
 ) -> Result<HashMap<String, String>, OpsError> {
     let owned = domain.to_string();
-    let texts = db.run(move |s| s.source_ips(&owned, since)).await?;
+    let texts = db.run(move |s| s.source_ips(&owned, since, until)).await?;
     let ips: Vec<(String, IpAddr)> = texts.into_iter().filter_map(|t| t.parse().ok().map(|ip| (t, ip))).collect();
     let names =
         futures::future::join_all(ips.iter().map(|(_, ip)| ses_dmarc_dns::confirmed_reverse_name(resolver, *ip))).await;
@@ -39,24 +40,35 @@ pub async fn summary<R: Resolver>(
     if days <= 0 {
         return Err(OpsError::Input("--days must be at least 1".into()));
     }
-    let since = now - days * 86_400;
+    let since = now.saturating_sub(days.saturating_mul(86_400));
+    summary_between(db, domain, since, i64::MAX, ptr).await
+}
+
+/// The summary of the reports whose periods end after `since` and at the latest at `until`.
+pub async fn summary_between<R: Resolver>(
+    db: &Database,
+    domain: &str,
+    since: i64,
+    until: i64,
+    ptr: Option<&R>,
+) -> Result<Summary, OpsError> {
     let names = match ptr {
-        Some(resolver) => reverse_names(db, resolver, domain, since).await?,
+        Some(resolver) => reverse_names(db, resolver, domain, since, until).await?,
         None => HashMap::new(),
     };
     let domain = domain.to_string();
     Ok(db
         .run(move |store| {
             let mut b = SummaryBuilder::new(&domain);
-            for h in store.reports_for(&domain, since)? {
+            for h in store.reports_for(&domain, since, until)? {
                 b.add_report(&h);
             }
-            store.records_for(&domain, since, &mut |r| {
+            store.records_for(&domain, since, until, &mut |r| {
                 let ip = r.record.source_ip.map(|i| i.to_string()).unwrap_or_else(|| r.record.source_ip_text.clone());
                 let c = classify(&r.record, &r.header.policy, names.get(&ip).map(String::as_str));
                 b.add_record(&r.header, &r.record, &c);
             })?;
-            for f in store.failures_for(&domain, since)? {
+            for f in store.failures_for(&domain, since, until)? {
                 b.add_failure(&f);
             }
             Ok(b.finish())

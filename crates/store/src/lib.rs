@@ -15,9 +15,11 @@ mod reports;
 mod schema;
 mod sql;
 mod sqlite;
+mod watch;
 
 pub use database::Database;
 pub use reports::{PreparedRecord, Stored, StoredRecord, Totals};
+pub use watch::{CheckWrite, CheckedDomain, Delivery, DomainState, OpenProblem, Pending, StoredEvent, WatchedDomain};
 
 use sql::Connection;
 use std::path::PathBuf;

@@ -17,13 +17,14 @@ const INSERT_FAILURE: &str =
 const SELECT_RECORDS: &str = "SELECT r.org_name, r.report_id, r.begin_ts, r.end_ts, r.schema, r.policy,
         c.source_ip, c.count, c.header_from, c.envelope_from, c.disposition, c.evaluated_dkim, c.evaluated_spf, c.dkim, c.spf
      FROM reports r JOIN records c ON c.report = r.id
-     WHERE r.domain = $1 AND r.end_ts > $2 ORDER BY r.begin_ts";
+     WHERE r.domain = $1 AND r.end_ts > $2 AND r.end_ts <= $3 ORDER BY r.begin_ts";
 const SELECT_FAILURES: &str = "SELECT report FROM failures
-     WHERE domain = $1 AND COALESCE(arrival_ts, ingested_at) > $2 ORDER BY COALESCE(arrival_ts, ingested_at)";
+     WHERE domain = $1 AND COALESCE(arrival_ts, ingested_at) > $2 AND COALESCE(arrival_ts, ingested_at) <= $3
+     ORDER BY COALESCE(arrival_ts, ingested_at)";
 const SELECT_SOURCE_IPS: &str = "SELECT DISTINCT c.source_ip FROM reports r JOIN records c ON c.report = r.id
-     WHERE r.domain = $1 AND r.end_ts > $2";
+     WHERE r.domain = $1 AND r.end_ts > $2 AND r.end_ts <= $3";
 const SELECT_REPORTS: &str =
-    "SELECT org_name, report_id, begin_ts, end_ts FROM reports WHERE domain = $1 AND end_ts > $2";
+    "SELECT org_name, report_id, begin_ts, end_ts FROM reports WHERE domain = $1 AND end_ts > $2 AND end_ts <= $3";
 
 /// Rows per multi-row INSERT (one statement, or one PostgreSQL round trip, each).
 const BATCH: usize = 64;
@@ -329,22 +330,25 @@ impl Store {
         Ok(if inserted == 0 { Stored::Duplicate } else { Stored::New { records: 0, messages: 0 } })
     }
 
-    /// Every record of reports for `domain` whose period ends after `since`.
+    /// Every record of reports for `domain` whose period ends after `since` and at the
+    /// latest at `until`.
     pub fn records_for(
         &mut self,
         domain: &str,
         since: i64,
+        until: i64,
         each: &mut dyn FnMut(StoredRecord),
     ) -> Result<(), StoreError> {
-        self.conn.query(SELECT_RECORDS, &[domain.into(), since.into()], &mut |row| {
+        self.conn.query(SELECT_RECORDS, &[domain.into(), since.into(), until.into()], &mut |row| {
             each(read_record(row)?);
             Ok(())
         })
     }
 
-    /// Report headers (one per stored report) for `domain` since `since`.
-    pub fn reports_for(&mut self, domain: &str, since: i64) -> Result<Vec<ReportHeader>, StoreError> {
-        self.conn.query_all(SELECT_REPORTS, &[domain.into(), since.into()], |r| {
+    /// Report headers (one per stored report) for `domain`, ending after `since` and at the
+    /// latest at `until`.
+    pub fn reports_for(&mut self, domain: &str, since: i64, until: i64) -> Result<Vec<ReportHeader>, StoreError> {
+        self.conn.query_all(SELECT_REPORTS, &[domain.into(), since.into(), until.into()], |r| {
             let mut h = ReportHeader::default();
             h.metadata.org_name = r.text(0)?;
             h.metadata.report_id = r.text(1)?;
@@ -354,15 +358,17 @@ impl Store {
         })
     }
 
-    /// Failure reports about `domain` that arrived after `since` (oldest first).
-    pub fn failures_for(&mut self, domain: &str, since: i64) -> Result<Vec<FailureReport>, StoreError> {
-        let texts = self.conn.query_all(SELECT_FAILURES, &[domain.into(), since.into()], |r| r.text(0))?;
+    /// Failure reports about `domain` that arrived after `since` and at the latest at
+    /// `until` (oldest first).
+    pub fn failures_for(&mut self, domain: &str, since: i64, until: i64) -> Result<Vec<FailureReport>, StoreError> {
+        let texts =
+            self.conn.query_all(SELECT_FAILURES, &[domain.into(), since.into(), until.into()], |r| r.text(0))?;
         Ok(texts.iter().filter_map(|t| serde_json::from_str(t).ok()).collect())
     }
 
-    /// The distinct source IPs (as stored) in `domain`'s reports since `since`.
-    pub fn source_ips(&mut self, domain: &str, since: i64) -> Result<Vec<String>, StoreError> {
-        self.conn.query_all(SELECT_SOURCE_IPS, &[domain.into(), since.into()], |r| r.text(0))
+    /// The distinct source IPs (as stored) in `domain`'s reports in the window.
+    pub fn source_ips(&mut self, domain: &str, since: i64, until: i64) -> Result<Vec<String>, StoreError> {
+        self.conn.query_all(SELECT_SOURCE_IPS, &[domain.into(), since.into(), until.into()], |r| r.text(0))
     }
 
     /// Reports, records and messages stored in all.

@@ -27,6 +27,35 @@ const MIGRATIONS: &[&str] = &[
     // A failure report is stored once: the SHA-256 of its parsed content is its key.
     "ALTER TABLE failures ADD COLUMN digest TEXT;
      CREATE UNIQUE INDEX failures_digest ON failures(digest);",
+    // Watching: the domains, each one's latest state, snapshot history (a row only when
+    // something changed), events, the alert outbox, open problems, sources seen.
+    "CREATE TABLE watched_domains (
+        domain TEXT PRIMARY KEY, expectations TEXT NOT NULL, tags TEXT NOT NULL,
+        from_ses BIGINT NOT NULL, source TEXT NOT NULL, added_at BIGINT NOT NULL,
+        next_due BIGINT NOT NULL, last_checked BIGINT, checks BIGINT NOT NULL DEFAULT 0);
+     CREATE INDEX watched_due ON watched_domains(next_due);
+     CREATE TABLE domain_state (
+        domain TEXT PRIMARY KEY, digest TEXT NOT NULL, judgement TEXT NOT NULL,
+        failures TEXT NOT NULL, ses TEXT, checked_at BIGINT NOT NULL);
+     CREATE TABLE snapshots (
+        id {id}, domain TEXT NOT NULL, digest TEXT NOT NULL,
+        first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL, snapshot TEXT NOT NULL);
+     CREATE INDEX snapshots_domain ON snapshots(domain, first_seen);
+     CREATE TABLE events (
+        id TEXT PRIMARY KEY, domain TEXT, at BIGINT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);
+     CREATE INDEX events_domain ON events(domain, at);
+     CREATE INDEX events_at ON events(at);
+     CREATE TABLE outbox (
+        event TEXT NOT NULL, channel TEXT NOT NULL, attempts BIGINT NOT NULL,
+        next_attempt BIGINT NOT NULL, last_error TEXT, delivered_at BIGINT,
+        PRIMARY KEY (event, channel));
+     CREATE INDEX outbox_due ON outbox(delivered_at, next_attempt);
+     CREATE TABLE open_problems (
+        domain TEXT NOT NULL, problem TEXT NOT NULL, event TEXT NOT NULL,
+        opened_at BIGINT NOT NULL, alerted_at BIGINT NOT NULL, PRIMARY KEY (domain, problem));
+     CREATE TABLE known_sources (
+        domain TEXT NOT NULL, source TEXT NOT NULL, first_seen BIGINT NOT NULL,
+        PRIMARY KEY (domain, source));",
 ];
 
 /// A migration's text for one dialect.

@@ -3,7 +3,10 @@
 
 use ses_dmarc_reports::aggregate::{DkimAuth, ReportHeader, ReportRecord, SpfAuth};
 use ses_dmarc_reports::failure::FailureReport;
-use ses_dmarc_store::{Database, Location, OpenMode, Store, StoreError, Stored, Totals};
+use ses_dmarc_store::{
+    CheckWrite, CheckedDomain, Database, DomainState, Location, OpenMode, Store, StoreError, Stored, StoredEvent,
+    Totals, WatchedDomain,
+};
 use ses_dmarc_testkit::{TempDir, databases};
 
 fn header(id: &str, begin: i64) -> ReportHeader {
@@ -85,7 +88,7 @@ fn reports_are_stored_once_and_read_back() {
         assert_eq!(store.totals().unwrap(), Totals { reports: 2, records: 151, messages: (1..=150).sum::<u64>() + 7 });
 
         let mut read = Vec::new();
-        store.records_for("example.com", 0, &mut |r| read.push(r)).unwrap();
+        store.records_for("example.com", 0, i64::MAX, &mut |r| read.push(r)).unwrap();
         assert_eq!(read.len(), 151);
         let first = &read[0];
         assert_eq!(first.header.metadata.report_id, "r1");
@@ -93,10 +96,14 @@ fn reports_are_stored_once_and_read_back() {
         assert_eq!(first.record.dkim[0].selector.as_deref(), Some("s1"));
         assert_eq!(first.record.spf[0].domain, "mail.example.com");
         assert!(read.iter().any(|r| r.record.source_ip_text == "2001:db8::1"), "IPv6 stored canonical");
-        assert_eq!(store.reports_for("example.com", 0).unwrap().len(), 2);
-        assert_eq!(store.reports_for("example.com", 1_700_086_400 + 86_399).unwrap().len(), 1, "{location:?}");
-        assert_eq!(store.reports_for("other.test", 0).unwrap().len(), 0);
-        let ips = store.source_ips("example.com", 0).unwrap();
+        assert_eq!(store.reports_for("example.com", 0, i64::MAX).unwrap().len(), 2);
+        assert_eq!(
+            store.reports_for("example.com", 1_700_086_400 + 86_399, i64::MAX).unwrap().len(),
+            1,
+            "{location:?}"
+        );
+        assert_eq!(store.reports_for("other.test", 0, i64::MAX).unwrap().len(), 0);
+        let ips = store.source_ips("example.com", 0, i64::MAX).unwrap();
         assert_eq!(ips.len(), 151, "150 IPv4 addresses and one IPv6");
     });
 }
@@ -132,9 +139,9 @@ fn failure_reports_are_stored_and_read_by_domain() {
         };
         assert!(matches!(store.store_failure(&report, "arf.eml").unwrap(), Stored::New { .. }));
         assert_eq!(store.store_failure(&report, "again.eml").unwrap(), Stored::Duplicate, "stored once");
-        let back = store.failures_for("example.com", 0).unwrap();
+        let back = store.failures_for("example.com", 0, i64::MAX).unwrap();
         assert_eq!(back, vec![report]);
-        assert!(store.failures_for("example.com", 1_700_000_000).unwrap().is_empty());
+        assert!(store.failures_for("example.com", 1_700_000_000, i64::MAX).unwrap().is_empty());
     });
 }
 
@@ -205,4 +212,118 @@ fn async_callers_reach_every_backend_through_database() {
             assert_eq!(totals, Totals { reports: 12, records: 12, messages: 24 }, "{}", db.kind);
         });
     }
+}
+
+fn watched(domain: &str, due: i64) -> WatchedDomain {
+    WatchedDomain {
+        domain: domain.into(),
+        expectations: "{\"regions\":[\"us-east-1\"]}".into(),
+        tags: vec!["client-a".into()],
+        from_ses: false,
+        source: "cli".into(),
+        added_at: due,
+        next_due: due,
+        last_checked: None,
+        checks: 0,
+    }
+}
+
+fn event(id: &str, domain: &str, at: i64) -> StoredEvent {
+    StoredEvent {
+        id: id.into(),
+        domain: Some(domain.into()),
+        at,
+        kind: "finding-raised".into(),
+        body: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+#[test]
+fn watched_domains_checks_events_and_the_outbox() {
+    each_store("watch", |store, _| {
+        store.upsert_watched(&watched("b.test", 100)).unwrap();
+        store.upsert_watched(&watched("a.test", 50)).unwrap();
+        let mut again = watched("a.test", 999);
+        again.tags = vec!["client-b".into()];
+        store.upsert_watched(&again).unwrap();
+        let all = store.watched_domains().unwrap();
+        assert_eq!(all.iter().map(|w| w.domain.as_str()).collect::<Vec<_>>(), ["a.test", "b.test"]);
+        assert_eq!((all[0].tags.clone(), all[0].next_due), (vec!["client-b".to_string()], 50), "schedule kept");
+        assert_eq!(store.due_domains(60, 10).unwrap().len(), 1);
+
+        // A check with two events for two channels, and an opened problem.
+        let state = |digest: &str, at| DomainState {
+            digest: digest.into(),
+            judgement: "{}".into(),
+            failures: "{}".into(),
+            ses: None,
+            checked_at: at,
+        };
+        let write = CheckWrite {
+            checked: Some(CheckedDomain {
+                domain: "a.test".into(),
+                state: state("d1", 60),
+                snapshot: "{\"s\":1}".into(),
+                next_due: 160,
+            }),
+            events: vec![event("e1", "a.test", 60), event("e2", "a.test", 60)],
+            channels: vec![("webhook".into(), 0), ("email".into(), 0)],
+            opened: vec![("a.test".into(), "p1".into(), "e1".into())],
+            sources: vec![("a.test".into(), "Amazon SES".into())],
+            ..Default::default()
+        };
+        store.commit_check(&write).unwrap();
+        let due = store.due_deliveries(60, 100).unwrap();
+        assert_eq!(due.len(), 4);
+        store.delivered("e1", "webhook", 61).unwrap();
+        store.delivery_failed("e1", "email", "550 refused", 120).unwrap();
+        assert_eq!(store.due_deliveries(61, 100).unwrap().len(), 2, "e2 twice");
+        assert_eq!(store.due_deliveries(120, 100).unwrap().len(), 3, "e1 by email again at 120");
+        assert_eq!(store.undelivered().unwrap().len(), 3);
+        assert_eq!(store.open_problems("a.test").unwrap().len(), 1);
+        assert_eq!(store.known_sources("a.test").unwrap(), ["Amazon SES"]);
+        let w = store.watched("a.test").unwrap().unwrap();
+        assert_eq!((w.checks, w.last_checked, w.next_due), (1, Some(60), 160));
+
+        // An unchanged snapshot adds no row; a changed one does.
+        let same = CheckWrite {
+            checked: Some(CheckedDomain {
+                domain: "a.test".into(),
+                state: state("d1", 200),
+                snapshot: "{\"s\":1}".into(),
+                next_due: 300,
+            }),
+            closed: vec![("a.test".into(), "p1".into())],
+            ..Default::default()
+        };
+        store.commit_check(&same).unwrap();
+        assert_eq!(store.snapshot_history("a.test").unwrap(), vec![("d1".to_string(), 60, 200)]);
+        let changed = CheckWrite {
+            checked: Some(CheckedDomain {
+                domain: "a.test".into(),
+                state: state("d2", 300),
+                snapshot: "{\"s\":2}".into(),
+                next_due: 400,
+            }),
+            ..Default::default()
+        };
+        store.commit_check(&changed).unwrap();
+        assert_eq!(store.snapshot_history("a.test").unwrap().len(), 2);
+        assert_eq!(store.latest_snapshot("a.test").unwrap().as_deref(), Some("{\"s\":2}"));
+        assert!(store.open_problems("a.test").unwrap().is_empty());
+        assert_eq!(store.domain_state("a.test").unwrap().unwrap().digest, "d2");
+
+        // The same event id twice is one event (idempotent writes).
+        store.commit_check(&CheckWrite { events: vec![event("e1", "a.test", 60)], ..Default::default() }).unwrap();
+        assert_eq!(store.events(Some("a.test"), 0, 100).unwrap().len(), 2);
+        assert_eq!(store.events(None, 61, 100).unwrap().len(), 0);
+        assert_eq!(store.events(Some("b.test"), 0, 100).unwrap().len(), 0);
+
+        assert!(store.remove_watched("b.test").unwrap());
+        assert!(!store.remove_watched("b.test").unwrap());
+        let mut from_config = watched("c.test", 0);
+        from_config.source = "config".into();
+        store.upsert_watched(&from_config).unwrap();
+        assert_eq!(store.prune_config_domains(&[]).unwrap(), ["c.test"]);
+    });
 }

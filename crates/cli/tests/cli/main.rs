@@ -10,3 +10,4 @@ mod plan;
 mod reports;
 mod util;
 mod verify;
+mod watch;

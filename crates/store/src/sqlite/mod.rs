@@ -7,6 +7,28 @@ use std::path::Path;
 
 pub(crate) struct SqliteConnection {
     conn: rusqlite::Connection,
+    /// Statements with `$N` placeholders rewritten as SQLite's `?N` (see [`numbered`]).
+    rewritten: std::collections::HashMap<String, String>,
+}
+
+/// `$N` placeholders as `?N`: SQLite reads `$1` as a *named* parameter and numbers named
+/// parameters by first appearance, so `SET a = $3 WHERE b = $1` would bind the wrong
+/// values; `?N` binds parameter N wherever it appears. Quoted text is left alone.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '$' if !quoted && chars.peek().is_some_and(|d| d.is_ascii_digit()) => out.push('?'),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn error(e: rusqlite::Error) -> StoreError {
@@ -39,7 +61,7 @@ impl SqliteConnection {
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(at)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(at)?;
-        Ok(SqliteConnection { conn })
+        Ok(SqliteConnection { conn, rewritten: Default::default() })
     }
 }
 
@@ -89,6 +111,10 @@ impl Connection for SqliteConnection {
     }
 
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        if !self.rewritten.contains_key(sql) {
+            self.rewritten.insert(sql.to_string(), numbered(sql));
+        }
+        let sql = &self.rewritten[sql];
         let mut stmt = self.conn.prepare_cached(sql).map_err(error)?;
         Ok(stmt.execute(rusqlite::params_from_iter(params.iter())).map_err(error)? as u64)
     }
@@ -99,11 +125,26 @@ impl Connection for SqliteConnection {
         params: &[Param<'_>],
         each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        if !self.rewritten.contains_key(sql) {
+            self.rewritten.insert(sql.to_string(), numbered(sql));
+        }
+        let sql = &self.rewritten[sql];
         let mut stmt = self.conn.prepare_cached(sql).map_err(error)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(error)?;
         while let Some(row) = rows.next().map_err(error)? {
             each(&SqliteRow(row))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_are_numbered() {
+        assert_eq!(
+            super::numbered("UPDATE t SET a = $3 WHERE b = $1 AND c = '$2'"),
+            "UPDATE t SET a = ?3 WHERE b = ?1 AND c = '$2'"
+        );
     }
 }

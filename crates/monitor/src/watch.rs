@@ -1,0 +1,425 @@
+//! A watch pass: every watched domain that is due (or the ones named) is checked through
+//! the same gather → snapshot → rules path as `check`; what changed since its last check
+//! becomes events, written with their outbox rows in the same transaction as the new
+//! state; then the outbox is delivered. A crash anywhere leaves every event either not
+//! made yet or waiting in the outbox: none is lost, and a delivery is retried until the
+//! channel accepts it (at least once, the event id as the idempotency key).
+
+use crate::alerts::{Alerter, backoff};
+use crate::config::{Config, DomainEntry};
+use crate::diff::{WatchState, compare, state_of};
+use crate::events::{Event, EventKind, Severity};
+use crate::report_watch::{ReportFacts, report_events};
+use crate::schedule::{rfc3339, spread};
+use futures::StreamExt;
+use serde::Serialize;
+use ses_dmarc_audit::{DomainReport, Expectations, check_domain};
+use ses_dmarc_dns::Resolver;
+use ses_dmarc_store::{CheckWrite, CheckedDomain, Database, DomainState, StoreError, WatchedDomain};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Why a pass could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A domain named on the command line is not watched.
+    #[error("{0} is not watched: `ses-dmarc watch add {0}` first")]
+    NotWatched(String),
+    /// A domain given is not usable.
+    #[error("{0}")]
+    Input(String),
+}
+
+/// What a pass checks.
+#[derive(Debug, Clone, Default)]
+pub struct PassOptions {
+    /// Only these domains (checked whether due or not); empty: every due domain.
+    pub only: Vec<String>,
+    /// The time of the pass (seconds since 1970).
+    pub now: i64,
+}
+
+/// One domain's check, as the pass reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainOutcome {
+    /// The domain.
+    pub domain: String,
+    /// Whether SES mail passes DMARC (null: unknown).
+    pub verdict: Option<bool>,
+    /// Error findings.
+    pub errors: usize,
+    /// Warning findings.
+    pub warnings: usize,
+    /// Questions DNS did not answer.
+    pub unknown: usize,
+    /// The events the check raised.
+    pub events: Vec<Event>,
+    /// What went wrong beside the check (SES could not be asked, the database failed).
+    pub error: Option<String>,
+}
+
+/// One alert delivery attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryOutcome {
+    /// The event's id.
+    pub event: String,
+    /// The channel.
+    pub channel: String,
+    /// Whether the channel accepted it.
+    pub delivered: bool,
+    /// Why not.
+    pub error: Option<String>,
+    /// When it is tried again (RFC 3339), when it was not delivered.
+    pub next_attempt: Option<String>,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassReport {
+    /// The domains checked.
+    pub checked: Vec<DomainOutcome>,
+    /// The alert deliveries tried.
+    pub deliveries: Vec<DeliveryOutcome>,
+    /// Domains the configuration no longer lists (no longer watched).
+    pub removed: Vec<String>,
+}
+
+/// What a watched domain's expectations JSON holds.
+pub fn expectations_json(e: &Expectations) -> String {
+    serde_json::to_string(e).unwrap_or_else(|_| "{}".into())
+}
+
+/// A `[[domain]]` of the configuration as a watched domain due now.
+fn from_config(d: &DomainEntry, now: i64) -> WatchedDomain {
+    WatchedDomain {
+        domain: d.name.clone(),
+        expectations: expectations_json(&Expectations {
+            regions: d.regions.clone(),
+            mail_from: d.mail_from.clone(),
+            dkim_tokens: d.dkim_tokens.clone(),
+            selectors: d.selectors.clone(),
+        }),
+        tags: d.tags.clone(),
+        from_ses: d.from_ses,
+        source: "config".into(),
+        added_at: now,
+        next_due: now,
+        last_checked: None,
+        checks: 0,
+    }
+}
+
+/// Makes the watched domains agree with the configuration's `[[domain]]` list.
+pub async fn sync_config(db: &Database, config: &Config, now: i64) -> Result<Vec<String>, WatchError> {
+    let entries: Vec<WatchedDomain> = config.domains.iter().map(|d| from_config(d, now)).collect();
+    let keep: Vec<String> = entries.iter().map(|e| e.domain.clone()).collect();
+    let removed = db
+        .run(move |s| {
+            for e in &entries {
+                s.upsert_watched(e)?;
+            }
+            s.prune_config_domains(&keep)
+        })
+        .await?;
+    Ok(removed)
+}
+
+/// Runs one pass: syncs the configuration's domains, checks the due (or named) ones,
+/// `concurrency` at a time, and delivers the outbox.
+pub async fn run_pass<R: Resolver>(
+    db: &Database,
+    resolver: &R,
+    config: &Config,
+    alerter: &Alerter,
+    options: &PassOptions,
+) -> Result<PassReport, WatchError> {
+    let now = options.now;
+    let mut report = PassReport { removed: sync_config(db, config, now).await?, ..Default::default() };
+    let domains: Vec<WatchedDomain> = if options.only.is_empty() {
+        // Due within the jitter window: a pass started by cron finds every domain whose
+        // spread puts it a few minutes after the pass.
+        let until = now + config.schedule.jitter.as_secs() as i64;
+        db.run(move |s| s.due_domains(until, i64::MAX)).await?
+    } else {
+        let mut out = Vec::new();
+        for name in &options.only {
+            let domain = ses_dmarc_ops::check::domain(name).map_err(|e| WatchError::Input(e.to_string()))?;
+            let d = domain.clone();
+            match db.run(move |s| s.watched(&d)).await? {
+                Some(w) => out.push(w),
+                None => return Err(WatchError::NotWatched(domain)),
+            }
+        }
+        out
+    };
+    let mut checks = futures::stream::iter(domains)
+        .map(|w| check_one(db, resolver, config, alerter, w, now))
+        .buffer_unordered(config.watch.concurrency);
+    while let Some(outcome) = checks.next().await {
+        report.checked.push(outcome);
+    }
+    report.checked.sort_by(|a, b| a.domain.cmp(&b.domain));
+    report.deliveries = deliver_due(db, alerter, now).await?;
+    Ok(report)
+}
+
+/// The SES facts of a domain, per region, as the watch compares them: verification,
+/// DKIM status and signing, MAIL FROM status.
+async fn ses_facts(domain: &str, regions: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (region, answer) in ses_dmarc_ops::ses_status::identity_statuses(domain, regions, None).await {
+        let status = answer.map_err(|e| e.message)?;
+        let state = |s: Option<ses_dmarc_ses::identity::State>| s.map(|x| x.as_str()).unwrap_or("unknown");
+        let text = if status.exists {
+            format!(
+                "identity {}; DKIM {} (signing {}); MAIL FROM {}",
+                state(status.verification),
+                state(status.dkim.status),
+                if status.dkim.signing_enabled { "on" } else { "off" },
+                status
+                    .mail_from
+                    .as_ref()
+                    .map(|m| format!("{} {}", m.domain, state(m.status)))
+                    .unwrap_or("not set".into())
+            )
+        } else {
+            "not an identity".to_string()
+        };
+        out.insert(region, text);
+    }
+    Ok(out)
+}
+
+struct Previous {
+    watched: Option<WatchedDomain>,
+    state: Option<DomainState>,
+    open: Vec<ses_dmarc_store::OpenProblem>,
+    known: Vec<String>,
+    latest_report_end: Option<i64>,
+}
+
+/// Checks one domain and writes what changed (see the module's doc).
+pub async fn check_one<R: Resolver>(
+    db: &Database,
+    resolver: &R,
+    config: &Config,
+    alerter: &Alerter,
+    w: WatchedDomain,
+    now: i64,
+) -> DomainOutcome {
+    let domain = w.domain.clone();
+    let mut outcome = DomainOutcome {
+        domain: domain.clone(),
+        verdict: None,
+        errors: 0,
+        warnings: 0,
+        unknown: 0,
+        events: vec![],
+        error: None,
+    };
+    let base: Expectations = serde_json::from_str(&w.expectations).unwrap_or_default();
+    let mut expectations = base.clone();
+    let mut ses_now = None;
+    if w.from_ses {
+        match ses_dmarc_ops::check::expectations_from_ses(&domain, &base, None).await {
+            Ok(e) => expectations = e,
+            Err(e) => outcome.error = Some(format!("SES could not be asked: {e}")),
+        }
+        match ses_facts(&domain, &base.regions).await {
+            Ok(f) => ses_now = Some(f),
+            Err(e) => {
+                outcome.error.get_or_insert(format!("SES could not be asked: {e}"));
+            }
+        }
+    }
+    let report: DomainReport = check_domain(resolver, &domain, expectations).await;
+    match write_check(db, config, alerter, &w, &report, ses_now, now).await {
+        Ok(events) => outcome.events = events,
+        Err(e) => outcome.error = Some(format!("the database failed: {e}")),
+    }
+    let (state, failed, _) = state_of(&report);
+    outcome.verdict = state.verdict;
+    outcome.errors = state.errors;
+    outcome.warnings = state.warnings;
+    outcome.unknown = failed.len();
+    outcome
+}
+
+async fn write_check(
+    db: &Database,
+    config: &Config,
+    alerter: &Alerter,
+    w: &WatchedDomain,
+    report: &DomainReport,
+    ses_now: Option<BTreeMap<String, String>>,
+    now: i64,
+) -> Result<Vec<Event>, StoreError> {
+    let domain = w.domain.clone();
+    let d = domain.clone();
+    let prev = db
+        .run(move |s| {
+            Ok(Previous {
+                watched: s.watched(&d)?,
+                state: s.domain_state(&d)?,
+                open: s.open_problems(&d)?,
+                known: s.known_sources(&d)?,
+                latest_report_end: s.latest_report_end(&d)?,
+            })
+        })
+        .await?;
+    let settings = &config.watch;
+    let (state, failed, digest) = state_of(report);
+    let previous_state: Option<WatchState> = prev.state.as_ref().and_then(|s| serde_json::from_str(&s.judgement).ok());
+    let previous_failures: BTreeMap<String, u32> =
+        prev.state.as_ref().and_then(|s| serde_json::from_str(&s.failures).ok()).unwrap_or_default();
+    let mut changes = compare(&domain, previous_state.as_ref(), &previous_failures, &state, &failed, settings, now);
+    // What SES says, compared with the last check.
+    let previous_ses: Option<BTreeMap<String, String>> =
+        prev.state.as_ref().and_then(|s| s.ses.as_deref()).and_then(|t| serde_json::from_str(t).ok());
+    if let (Some(before), Some(after)) = (&previous_ses, &ses_now) {
+        for (region, now_text) in after {
+            let Some(then) = before.get(region) else { continue };
+            if then != now_text {
+                let worse = ["FAILED", "TEMPORARY_FAILURE", "PENDING", "not an identity", "signing off"]
+                    .iter()
+                    .any(|w| now_text.contains(w) && !then.contains(w));
+                let mut e = Event::new(
+                    now,
+                    Some(&domain),
+                    EventKind::SesStatusChanged,
+                    if worse { Severity::Error } else { Severity::Info },
+                    format!("SES {region}: {then} → {now_text}"),
+                );
+                e.subject = Some(region.clone());
+                e.before = Some(then.clone());
+                e.after = Some(now_text.clone());
+                e.fix = Some(format!("`ses-dmarc ses status {domain} --region {region}` says what each state means"));
+                changes.events.push(e);
+            }
+        }
+    }
+    // What the reports say.
+    let open: BTreeSet<String> = prev.open.iter().map(|p| p.problem.clone()).collect();
+    let known: BTreeSet<String> = prev.known.iter().cloned().collect();
+    let asks_for_reports = state
+        .records
+        .get(&format!("_dmarc.{domain} TXT"))
+        .and_then(|v| v.lines().find(|l| l.trim_start().starts_with("v=DMARC1")).map(str::to_string))
+        .and_then(|t| ses_dmarc_records::DmarcRecord::parse(&t).value)
+        .is_some_and(|r| !r.rua.is_empty());
+    let week = 7 * 86_400;
+    let none: Option<&ses_dmarc_dns::NoFallback> = None;
+    let current = ses_dmarc_ops::reports::summary_between(db, &domain, now - week, i64::MAX, none).await;
+    let previous = ses_dmarc_ops::reports::summary_between(db, &domain, now - 2 * week, now - week, none).await;
+    let mut report_changes = Default::default();
+    if let (Ok(current), Ok(previous)) = (current, previous) {
+        let facts = ReportFacts {
+            current: &current,
+            previous: &previous,
+            latest_report_end: prev.latest_report_end,
+            asks_for_reports,
+            watched_since: prev.watched.as_ref().map(|w| w.added_at).unwrap_or(now),
+        };
+        report_changes = report_events(&domain, &facts, &known, &open, settings, now);
+    }
+    let mut events = changes.events;
+    events.extend(report_changes.events);
+    let mut opened: Vec<(String, String, String)> =
+        changes.opened.into_iter().map(|(k, id)| (domain.clone(), k, id)).collect();
+    opened.extend(report_changes.opened.into_iter().map(|(k, id)| (domain.clone(), k, id)));
+    let mut closed: Vec<String> = changes.closed;
+    closed.extend(report_changes.closed);
+    // Reminders of problems still open.
+    let remind = settings.remind_after.as_secs() as i64;
+    let mut reminded = Vec::new();
+    for p in &prev.open {
+        if closed.contains(&p.problem) || now - p.alerted_at < remind {
+            continue;
+        }
+        let id = p.event.clone();
+        let Some(original) = db.run(move |s| s.event(&id)).await? else { continue };
+        let Ok(mut e) = serde_json::from_str::<Event>(&original.body) else { continue };
+        let first = Event::new(now, Some(&domain), e.kind, e.severity, String::new());
+        e.message = format!("still open since {}: {}", rfc3339(p.opened_at), e.message);
+        e.reminder_of = Some(e.id.clone());
+        e.id = first.id;
+        e.at = first.at;
+        events.push(e);
+        reminded.push((domain.clone(), p.problem.clone()));
+    }
+    let next_due = config.schedule.check.next_due(now, spread(&domain, config.schedule.jitter));
+    let write = CheckWrite {
+        checked: Some(CheckedDomain {
+            domain: domain.clone(),
+            state: DomainState {
+                digest,
+                judgement: serde_json::to_string(&state).unwrap_or_default(),
+                failures: serde_json::to_string(&changes.failures).unwrap_or_default(),
+                ses: ses_now.map(|s| serde_json::to_string(&s).unwrap_or_default()).or(prev.state.and_then(|s| s.ses)),
+                checked_at: now,
+            },
+            snapshot: serde_json::to_string(&report.snapshot).unwrap_or_default(),
+            next_due,
+        }),
+        events: events.iter().map(|e| e.stored(now)).collect(),
+        channels: alerter.schedule(now).into_iter().map(|(name, at)| (name, at - now)).collect(),
+        opened,
+        closed: closed.into_iter().map(|k| (domain.clone(), k)).collect(),
+        reminded,
+        sources: report_changes.known.into_iter().map(|s| (domain.clone(), s)).collect(),
+    };
+    db.run(move |s| s.commit_check(&write)).await?;
+    Ok(events)
+}
+
+/// Delivers every alert due now: a channel that refuses keeps its alerts for later, with
+/// back-off; the others go on.
+pub async fn deliver_due(db: &Database, alerter: &Alerter, now: i64) -> Result<Vec<DeliveryOutcome>, WatchError> {
+    let due = db.run(move |s| s.due_deliveries(now, 10_000)).await?;
+    let mut by_channel: BTreeMap<String, Vec<ses_dmarc_store::Delivery>> = BTreeMap::new();
+    for d in due {
+        by_channel.entry(d.channel.clone()).or_default().push(d);
+    }
+    let mut out = Vec::new();
+    for (channel, deliveries) in by_channel {
+        let batches: Vec<Vec<ses_dmarc_store::Delivery>> = if alerter.is_digest(&channel) {
+            vec![deliveries]
+        } else {
+            deliveries.into_iter().map(|d| vec![d]).collect()
+        };
+        for batch in batches {
+            let events: Vec<Event> = batch.iter().filter_map(|d| serde_json::from_str(&d.event.body).ok()).collect();
+            let result = alerter.send(&channel, &events).await;
+            for d in &batch {
+                let (event, chan) = (d.event.id.clone(), channel.clone());
+                match &result {
+                    Ok(()) => {
+                        db.run(move |s| s.delivered(&event, &chan, now)).await?;
+                        out.push(DeliveryOutcome {
+                            event: d.event.id.clone(),
+                            channel: channel.clone(),
+                            delivered: true,
+                            error: None,
+                            next_attempt: None,
+                        });
+                    }
+                    Err(e) => {
+                        let next = now + backoff(d.attempts);
+                        let message = e.message.clone();
+                        db.run(move |s| s.delivery_failed(&event, &chan, &message, next)).await?;
+                        out.push(DeliveryOutcome {
+                            event: d.event.id.clone(),
+                            channel: channel.clone(),
+                            delivered: false,
+                            error: Some(e.message.clone()),
+                            next_attempt: Some(rfc3339(next)),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
