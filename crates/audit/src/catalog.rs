@@ -205,7 +205,7 @@ findings! {
     DMARC_OBSOLETE_TAG = "dmarc-obsolete-tag", Info, Dmarc,
         "A tag removed by RFC 9989",
         "`pct`, `rf` and `ri` are RFC 7489 tags; RFC 9989 receivers ignore them (pct: the policy applies to all mail).",
-        "Remove them; use `t=y` instead of a partial `pct` while testing.";
+        "Remove them; while testing, write `pct=0` together with `t=y` (each generation reads its own tag; see docs/rollout.md), never a partial `pct`.";
     DMARC_INHERITED = "dmarc-inherited", Info, Dmarc,
         "The DMARC policy comes from a parent domain",
         "The domain has no record of its own; receivers apply the organizational domain's record (its `sp`, or `np` for names that do not exist).",

@@ -295,7 +295,7 @@ pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
     Ok(if report.left_alone() { Exit::Problems } else { Exit::Success })
 }
 
-fn print_apply(out: &mut impl Write, r: &ApplyReport, completed: bool) -> anyhow::Result<()> {
+pub(crate) fn print_apply(out: &mut impl Write, r: &ApplyReport, completed: bool) -> anyhow::Result<()> {
     let s = Style::for_stdout();
     if let Some((name, id)) = &r.hosted_zone {
         writeln!(out, "{}", s.bold(&format!("Route 53 zone {name} ({id}) for {}", r.domain)))?;

@@ -5,9 +5,10 @@ use crate::dns_args::DnsArgs;
 use crate::style::{self, OutFormat, Style, count};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use ses_dmarc_ops::apply::{ApplyOptions, apply_dmarc_route53};
 use ses_dmarc_ops::dns::ConfiguredResolver;
 use ses_dmarc_records::DomainName;
-use ses_dmarc_reports::rollout::Criteria;
+use ses_dmarc_reports::rollout::{Criteria, Origin, Rollout, Status, Treatment};
 use ses_dmarc_reports::summary::Summary;
 use ses_dmarc_reports::unpack::UnpackLimits;
 use ses_dmarc_store::ingest::{IngestOutcome, InputOutcome, ingest_inputs, walk};
@@ -89,7 +90,7 @@ pub(crate) struct SummaryArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 the next stage is safe (or reject is reached); 1 blockers remain; 3 the DMARC record could not be read; 2 usage error."
+    after_help = "Exit codes: 0 the next stage is safe (or reject is reached; with --apply: the next record is published, or the dry run ran); 1 blockers remain, or legitimate mail fails and the advice is to step back (with --apply: the step back is published and exit is 0), or the zone holds another record (left alone); 3 the DMARC record could not be read, or AWS could not be asked; 2 usage error."
 )]
 pub(crate) struct RolloutArgs {
     /// The domain whose reports to judge (the policy domain), e.g. example.com.
@@ -106,6 +107,29 @@ pub(crate) struct RolloutArgs {
     /// A source first seen within this many days blocks the next step.
     #[arg(long, default_value_t = 7)]
     pub(crate) quiet_days: i64,
+    /// Messages from your own sources needed in the reports (150: with none failing, the
+    /// failure rate is then below 2% with 95% confidence).
+    #[arg(long, default_value_t = ses_dmarc_reports::rollout::DEFAULT_MIN_MESSAGES)]
+    pub(crate) min_messages: u64,
+    /// Publish the next record (only the `_dmarc` TXT), when it is ready or the advice is to
+    /// step back: with --route53, the same diff as `apply`.
+    #[arg(long, requires = "route53")]
+    pub(crate) apply: bool,
+    /// Publish in a Route 53 hosted zone (the only target so far).
+    #[arg(long, requires = "apply")]
+    pub(crate) route53: bool,
+    /// The hosted zone (default: the deepest public zone holding DOMAIN).
+    #[arg(long, value_name = "ID", requires = "apply")]
+    pub(crate) hosted_zone_id: Option<String>,
+    /// Show the diff, change nothing.
+    #[arg(long, requires = "apply")]
+    pub(crate) dry_run: bool,
+    /// Seconds to wait for the change to be INSYNC.
+    #[arg(long, value_name = "SECS", default_value_t = 300, requires = "apply")]
+    pub(crate) wait: u64,
+    /// Another Route 53 endpoint (default: AWS_ENDPOINT_URL, else AWS's own).
+    #[arg(long, value_name = "URL", requires = "apply")]
+    pub(crate) endpoint_url: Option<String>,
     #[command(flatten)]
     pub(crate) db: DatabaseArg,
     #[command(flatten)]
@@ -343,8 +367,12 @@ pub(crate) async fn rollout(args: RolloutArgs) -> anyhow::Result<Exit> {
     }
     let db = args.db.open(OpenMode::Existing).await?;
     let resolver = args.dns.resolver(&domain, 16)?;
-    let criteria =
-        Criteria { min_days: args.min_days, min_pass_rate: args.min_pass / 100.0, quiet_days: args.quiet_days };
+    let criteria = Criteria {
+        min_days: args.min_days,
+        min_pass_rate: args.min_pass / 100.0,
+        quiet_days: args.quiet_days,
+        min_messages: args.min_messages,
+    };
     let r = ses_dmarc_ops::reports::rollout(
         &db,
         &resolver,
@@ -355,37 +383,231 @@ pub(crate) async fn rollout(args: RolloutArgs) -> anyhow::Result<Exit> {
         ses_dmarc_ops::now(),
     )
     .await?;
+    // --apply publishes what the advice says to publish: the next step when ready, the
+    // step back when legitimate mail fails.
+    let publish = matches!(r.status, Status::Ready | Status::StepBack);
+    let applied = match (&r.next_record, args.apply && publish) {
+        (Some(next), true) => {
+            let options = ApplyOptions {
+                hosted_zone_id: args.hosted_zone_id.clone(),
+                dry_run: args.dry_run,
+                wait: std::time::Duration::from_secs(args.wait),
+                endpoint_url: args.endpoint_url.clone(),
+            };
+            Some(apply_dmarc_route53(&domain, next, r.current_record.as_deref(), &options).await)
+        }
+        _ => None,
+    };
     let mut out = std::io::stdout().lock();
     match args.format {
-        OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&r).context("serializing")?)?,
+        OutFormat::Json => {
+            let mut v = serde_json::to_value(&r).context("serializing")?;
+            if args.apply {
+                v["apply"] = match &applied {
+                    Some((report, result)) => {
+                        let mut a = serde_json::to_value(report)?;
+                        if let Err(e) = result {
+                            a["error"] = e.to_string().into();
+                        }
+                        a
+                    }
+                    None => serde_json::Value::Null,
+                };
+            }
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
         OutFormat::Human => {
-            let s = Style::for_stdout();
-            writeln!(
-                out,
-                "{}: stage {} ({})",
-                s.bold(&domain),
-                r.stage,
-                r.current_record.as_deref().unwrap_or("no record")
-            )?;
-            if r.ready {
-                writeln!(out, "  {} publish: {}", s.green("ready:"), r.next_record.as_deref().unwrap_or_default())?;
-            } else if r.next_record.is_none() && r.blockers.is_empty() {
-                writeln!(
-                    out,
-                    "  p=reject is in force: nothing left to tighten; keep the reports coming and watch for new sources (`ses-dmarc reports summary {domain}`)"
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "  {} before {}:",
-                    s.yellow("not yet"),
-                    r.next_record.as_deref().unwrap_or("the next step")
-                )?;
-                for b in &r.blockers {
-                    writeln!(out, "    - {} {}", style::escape(&b.message), s.dim(&format!("[{}]", b.code)))?;
+            print_rollout(&mut out, &r, &criteria)?;
+            match &applied {
+                Some((report, result)) => {
+                    writeln!(out)?;
+                    crate::aws_cmd::print_apply(&mut out, report, result.is_ok())?;
                 }
+                None if args.apply => {
+                    writeln!(out)?;
+                    writeln!(out, "Nothing published: the rollout is not ready for a next record.")?;
+                }
+                None => {}
             }
         }
     }
-    Ok(if r.ready || (r.next_record.is_none() && r.blockers.is_empty()) { Exit::Success } else { Exit::Problems })
+    if let Some((report, result)) = applied {
+        if let Err(e) = result {
+            style::error(&mut std::io::stderr(), &e.to_string());
+            // As `apply`: whatever stopped it, Route 53 was not changed as advised.
+            return Ok(Exit::Unknown);
+        }
+        if report.insync == Some(false) {
+            return Ok(Exit::Unknown);
+        }
+        return Ok(if report.left_alone() { Exit::Problems } else { Exit::Success });
+    }
+    Ok(match r.status {
+        Status::Ready | Status::Done => Exit::Success,
+        Status::Blocked | Status::StepBack => Exit::Problems,
+    })
+}
+
+/// One treatment line: both generations at once when they agree.
+fn print_treatments(out: &mut impl Write, indent: &str, old: &Treatment, new: &Treatment) -> anyhow::Result<()> {
+    if old.explanation == new.explanation {
+        writeln!(out, "{indent}RFC 7489 and RFC 9989 receivers: {}", style::escape(&old.explanation))?;
+    } else {
+        writeln!(out, "{indent}RFC 7489 receivers: {}", style::escape(&old.explanation))?;
+        writeln!(out, "{indent}RFC 9989 receivers: {}", style::escape(&new.explanation))?;
+    }
+    Ok(())
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn print_rollout(out: &mut impl Write, r: &Rollout, criteria: &Criteria) -> anyhow::Result<()> {
+    let s = Style::for_stdout();
+    let e = &r.evidence;
+    writeln!(out, "{}: stage {}", s.bold(&r.domain), r.stage)?;
+    match &r.current {
+        Some(m) => {
+            writeln!(out, "  record  {}", style::escape(r.current_record.as_deref().unwrap_or(&m.record)))?;
+            print_treatments(out, "  ", &m.rfc7489, &m.rfc9989)?;
+        }
+        None => writeln!(out, "  no DMARC record of its own")?,
+    }
+    for n in &r.notes {
+        writeln!(out, "  {}", s.yellow(&style::escape(n)))?;
+    }
+    writeln!(out)?;
+    if e.messages == 0 {
+        writeln!(out, "Evidence: no reports in the period.")?;
+    } else {
+        writeln!(
+            out,
+            "Evidence: {} of reports ({} to {}), {} at this stage; {}, DMARC pass {}",
+            count(u64::from(e.days), "day"),
+            ses_dmarc_reports::rollout::utc_day(e.from),
+            ses_dmarc_reports::rollout::utc_day(e.to.max(e.from + 1) - 1),
+            e.days_at_stage,
+            count_thousands(e.messages, "message"),
+            pct(e.dmarc_pass, e.messages)
+        )?;
+        writeln!(out, "  {:<24} {:>10} {:>7} {:>7} {:>7}  WHOSE", "SOURCE", "MESSAGES", "DMARC", "SPF", "DKIM")?;
+        for src in &e.sources {
+            let whose = match src.origin {
+                Origin::Ses | Origin::Service | Origin::Own => "yours",
+                Origin::Forwarder => "forwarded",
+                Origin::Spoofing => "not yours",
+            };
+            writeln!(
+                out,
+                "  {:<24} {:>10} {:>7} {:>7} {:>7}  {whose}",
+                style::escape(&src.source),
+                thousands(src.messages),
+                pct(src.dmarc_pass, src.messages),
+                pct(src.spf_aligned, src.messages),
+                pct(src.dkim_aligned, src.messages),
+            )?;
+        }
+        let unaligned: Vec<_> = e.sources.iter().filter(|x| x.dmarc_pass < x.messages).collect();
+        if unaligned.is_empty() {
+            writeln!(out, "  Unaligned sources: none")?;
+        } else {
+            writeln!(out, "  Unaligned sources:")?;
+            for src in unaligned {
+                writeln!(
+                    out,
+                    "    {}: {} failing of {}: {}",
+                    style::escape(&src.source),
+                    thousands(src.messages - src.dmarc_pass),
+                    thousands(src.messages),
+                    style::escape(&src.note)
+                )?;
+            }
+        }
+    }
+    if !r.criteria.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Criteria:")?;
+        for c in &r.criteria {
+            let mark = if c.met { s.green("met    ") } else { s.red("not met") };
+            writeln!(out, "  {mark} {:<9}{}", c.code, style::escape(&c.message))?;
+        }
+    }
+    writeln!(out)?;
+    match r.status {
+        Status::Done => {
+            writeln!(
+                out,
+                "p=reject is in force: nothing left to tighten; keep the reports coming and watch for new sources (`ses-dmarc reports summary {}`)",
+                r.domain
+            )?;
+        }
+        Status::Ready => writeln!(out, "{} publish", s.green("Ready:"))?,
+        Status::Blocked => writeln!(
+            out,
+            "{} before {}:",
+            s.yellow("Not yet"),
+            style::escape(r.next_record.as_deref().unwrap_or("the next step"))
+        )?,
+        Status::StepBack => writeln!(
+            out,
+            "{} legitimate mail fails the policy in force (align it, or step back):",
+            s.red("Step back:")
+        )?,
+    }
+    if matches!(r.status, Status::Blocked | Status::StepBack) {
+        for b in &r.blockers {
+            writeln!(out, "  - {} {}", style::escape(&b.message), s.dim(&format!("[{}]", b.code)))?;
+        }
+        if r.status == Status::StepBack {
+            writeln!(out, "  publish")?;
+        }
+    }
+    if let Some(next) = &r.next {
+        if r.status != Status::Blocked {
+            writeln!(out, "    {}", s.bold(&style::escape(&next.record)))?;
+        }
+        writeln!(out, "  stage {}:", next.stage)?;
+        print_treatments(out, "    ", &next.rfc7489, &next.rfc9989)?;
+        if !next.why.is_empty() {
+            writeln!(out, "    {}", s.dim(&next.why))?;
+        }
+        if r.status == Status::Blocked {
+            writeln!(out, "  Not before {} by the days alone.", next.not_before)?;
+        }
+    }
+    if let Some(after) = &r.step_after {
+        writeln!(
+            out,
+            "  Then, not before {} ({} of reports at {}): {}",
+            after.not_before,
+            count(u64::from(criteria.min_days), "day"),
+            r.next.as_ref().map(|n| n.stage.as_str()).unwrap_or("the next stage"),
+            style::escape(&after.record)
+        )?;
+    }
+    for o in &r.options {
+        writeln!(out, "  Option: {}", style::escape(&o.message))?;
+        writeln!(out, "    {}", style::escape(&o.record))?;
+    }
+    if !r.watch_for.is_empty() {
+        writeln!(out, "  Watch for:")?;
+        for w in &r.watch_for {
+            writeln!(out, "    - {}", style::escape(w))?;
+        }
+    }
+    Ok(())
+}
+
+/// `count` with thousands separators.
+fn count_thousands(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{} {noun}s", thousands(n)) }
 }

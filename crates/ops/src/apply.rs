@@ -1,11 +1,13 @@
 //! `apply --route53`: the plan, the hosted zone that holds the domain, a diff against what
 //! the zone holds (never deleting, never replacing what belongs to something else), then
-//! one change batch and a wait for INSYNC.
+//! one change batch and a wait for INSYNC. `rollout --apply` goes the same way with one
+//! record, the next DMARC policy, which alone may replace the one published.
 
 use crate::OpsError;
 use serde::Serialize;
 use ses_dmarc_ses::Plan;
-use ses_dmarc_ses::route53::{Change, ChangeKind};
+use ses_dmarc_ses::plan::{DEFAULT_TTL, PlannedRecord, Purpose, RecordData};
+use ses_dmarc_ses::route53::{Change, ChangeKind, PublishedDmarc};
 use std::time::Duration;
 
 /// How to apply.
@@ -49,8 +51,42 @@ impl ApplyReport {
 
 /// Applies the plan; the report holds whatever was found before an error.
 pub async fn apply_route53(plan: &Plan, options: &ApplyOptions) -> (ApplyReport, Result<(), OpsError>) {
+    let domain = plan.domain.to_string();
+    apply_records(&domain, &plan.records, PublishedDmarc::Keep, options, &format!("ses-dmarc apply for {domain}")).await
+}
+
+/// Publishes `record` as the DMARC record of `domain` (`_dmarc.<domain>` TXT), replacing
+/// the policy published there (the other TXT values at the name are kept) when the zone
+/// holds `current`, the record the rollout read from DNS; nothing else in the zone is
+/// touched. The same diff, dry run and INSYNC wait as [`apply_route53`].
+pub async fn apply_dmarc_route53(
+    domain: &str,
+    record: &str,
+    current: Option<&str>,
+    options: &ApplyOptions,
+) -> (ApplyReport, Result<(), OpsError>) {
+    let planned = PlannedRecord {
+        name: format!("_dmarc.{}", domain.trim_end_matches('.').to_ascii_lowercase()),
+        ttl: DEFAULT_TTL,
+        data: RecordData::Txt { text: record.to_string() },
+        purpose: Purpose::Dmarc,
+        region: None,
+        placeholder: false,
+    };
+    let mode = PublishedDmarc::Replace { expected: current };
+    apply_records(domain, std::slice::from_ref(&planned), mode, options, &format!("ses-dmarc rollout for {domain}"))
+        .await
+}
+
+async fn apply_records(
+    domain: &str,
+    records: &[PlannedRecord],
+    dmarc: PublishedDmarc<'_>,
+    options: &ApplyOptions,
+    comment: &str,
+) -> (ApplyReport, Result<(), OpsError>) {
     let mut report = ApplyReport {
-        domain: plan.domain.to_string(),
+        domain: domain.to_string(),
         hosted_zone: None,
         changes: vec![],
         dry_run: options.dry_run,
@@ -58,14 +94,20 @@ pub async fn apply_route53(plan: &Plan, options: &ApplyOptions) -> (ApplyReport,
         change_id: None,
         insync: None,
     };
-    let result = run(plan, options, &mut report).await;
+    let result = run(records, dmarc, options, comment, &mut report).await;
     (report, result)
 }
 
 #[cfg(feature = "aws")]
-async fn run(plan: &Plan, options: &ApplyOptions, report: &mut ApplyReport) -> Result<(), OpsError> {
-    use ses_dmarc_ses::route53::{diff, normalize_name, pick_zone};
-    let domain = plan.domain.to_string();
+async fn run(
+    records: &[PlannedRecord],
+    dmarc: PublishedDmarc<'_>,
+    options: &ApplyOptions,
+    comment: &str,
+    report: &mut ApplyReport,
+) -> Result<(), OpsError> {
+    use ses_dmarc_ses::route53::{diff_records, normalize_name, pick_zone};
+    let domain = report.domain.clone();
     let r53 = ses_dmarc_ses::aws::Route53::connect(options.endpoint_url.as_deref()).await;
     let zone = match &options.hosted_zone_id {
         Some(id) => {
@@ -89,13 +131,13 @@ async fn run(plan: &Plan, options: &ApplyOptions, report: &mut ApplyReport) -> R
     };
     report.hosted_zone = Some((zone.name.clone(), zone.id.clone()));
     let existing = r53.record_sets(&zone.id).await?;
-    report.changes = diff(plan, &existing);
+    report.changes = diff_records(records, &existing, dmarc);
     let submit: Vec<Change> = report.changes.iter().filter(|c| c.is_submitted()).cloned().collect();
     report.submitted = submit.len();
     if options.dry_run || submit.is_empty() {
         return Ok(());
     }
-    let id = r53.submit(&zone.id, &submit, &format!("ses-dmarc apply for {domain}")).await?;
+    let id = r53.submit(&zone.id, &submit, comment).await?;
     report.change_id = Some(id.clone());
     let poll = Duration::from_millis(if options.wait < Duration::from_secs(30) { 500 } else { 5_000 });
     report.insync = Some(r53.wait_insync(&id, options.wait, poll).await?);
@@ -103,6 +145,12 @@ async fn run(plan: &Plan, options: &ApplyOptions, report: &mut ApplyReport) -> R
 }
 
 #[cfg(not(feature = "aws"))]
-async fn run(_plan: &Plan, _options: &ApplyOptions, _report: &mut ApplyReport) -> Result<(), OpsError> {
+async fn run(
+    _records: &[PlannedRecord],
+    _dmarc: PublishedDmarc<'_>,
+    _options: &ApplyOptions,
+    _comment: &str,
+    _report: &mut ApplyReport,
+) -> Result<(), OpsError> {
     Err(ses_dmarc_ses::AwsError::not_built().into())
 }

@@ -1,6 +1,7 @@
 //! DMARC evaluation (RFC 9989 §4.7–§4.8, RFC 7489 §6.6): given the discovered policy
 //! record and the SPF and DKIM results, is each identifier aligned with the From domain,
-//! does DMARC pass, and what does the policy ask the receiver to do. Pure.
+//! does DMARC pass, and what does the policy ask the receiver to do — as a receiver of
+//! either generation reads the record ([`evaluate_under`]). Pure.
 
 use crate::dmarc_discovery::{Discovered, DiscoveryBlocked};
 use crate::spf::SpfResult;
@@ -63,6 +64,8 @@ pub struct Alignment {
 /// policy asks the receiver to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DmarcEvaluation {
+    /// The specification the receiver follows: RFC 9989 reads `t`, RFC 7489 reads `pct`.
+    pub rfc: Rfc,
     /// The DMARC result.
     pub result: DmarcResult,
     /// The From header's domain, lower case.
@@ -73,11 +76,15 @@ pub struct DmarcEvaluation {
     pub record: Option<String>,
     /// The policy that applies to the From domain (`p`, `sp` or `np`).
     pub policy: Option<Policy>,
-    /// What the policy asks the receiver to do with this message.
+    /// What the policy asks the receiver to do with this message. Under RFC 7489 with a
+    /// `pct` from 1 to 99 this is what the sampled share gets; the rest gets one level
+    /// weaker (`pct=0`: all failing mail gets one level weaker).
     pub disposition: Policy,
-    /// RFC 9989 `t=y`: the disposition is one level weaker than the policy.
+    /// RFC 9989 `t=y`: the disposition is one level weaker than the policy (always false
+    /// under RFC 7489, which ignores `t`).
     pub testing: bool,
-    /// RFC 7489 `pct`: the share of failing mail the policy applies to.
+    /// RFC 7489 `pct`: the share of failing mail the policy applies to (under RFC 9989, which
+    /// ignores `pct`, the record's value is still shown here for information).
     pub percent: u8,
     /// SPF's alignment, when SPF was checked.
     pub spf: Option<Alignment>,
@@ -98,9 +105,25 @@ fn align(identifier: &str, from: &str, org: Option<&str>, mode: AlignmentMode, a
     }
 }
 
-/// Evaluates DMARC for a message whose From domain is `from_domain`.
-/// `from_exists` is false when the From domain does not exist (NXDOMAIN), for `np`.
+/// Evaluates DMARC for a message whose From domain is `from_domain`, as an RFC 9989
+/// receiver does. `from_exists` is false when the From domain does not exist (NXDOMAIN),
+/// for `np`.
 pub fn evaluate(
+    discovery: Result<Discovered, DiscoveryBlocked>,
+    from_domain: &str,
+    from_exists: bool,
+    spf: Option<&SpfIdentity>,
+    dkim: &[DkimIdentity],
+) -> DmarcEvaluation {
+    evaluate_under(Rfc::Rfc9989, discovery, from_domain, from_exists, spf, dkim)
+}
+
+/// Evaluates DMARC for a message as a receiver following `rfc` reads the record: RFC 9989
+/// applies `t=y` (one level weaker) and ignores `pct`; RFC 7489 applies `pct` (`pct=0`:
+/// one level weaker for all failing mail) and ignores `t`, has no `np`, and ignores a
+/// record with neither a valid `p` nor a `rua`.
+pub fn evaluate_under(
+    rfc: Rfc,
     discovery: Result<Discovered, DiscoveryBlocked>,
     from_domain: &str,
     from_exists: bool,
@@ -109,6 +132,7 @@ pub fn evaluate(
 ) -> DmarcEvaluation {
     let from = from_domain.trim_end_matches('.').to_ascii_lowercase();
     let mut eval = DmarcEvaluation {
+        rfc,
         result: DmarcResult::None,
         from_domain: from.clone(),
         policy_domain: None,
@@ -145,7 +169,11 @@ pub fn evaluate(
         eval.reason = "the DMARC record is not valid".into();
         return eval;
     };
-    let meaning = record.meaning(Rfc::Rfc9989);
+    let meaning = record.meaning(rfc);
+    if !meaning.usable {
+        eval.reason = format!("{}: DMARC does not apply", meaning.summary);
+        return eval;
+    }
     let org = Some(discovered.organizational_domain.as_str());
     eval.spf = spf.map(|s| align(&s.domain, &from, org, meaning.aspf, s.result == SpfResult::Pass));
     eval.dkim = dkim.iter().map(|d| align(&d.domain, &from, org, meaning.adkim, d.pass)).collect();
@@ -172,13 +200,20 @@ pub fn evaluate(
         eval.reason = format!("aligned through {}", by.join(" and "));
     } else {
         eval.result = DmarcResult::Fail;
-        eval.disposition = if meaning.testing { policy.weaker() } else { policy };
+        let weaker = meaning.testing || (rfc == Rfc::Rfc7489 && eval.percent == 0);
+        eval.disposition = if weaker { policy.weaker() } else { policy };
         let mut reason = format!("neither SPF nor any DKIM signature passes aligned with {from}; policy {policy}");
         if meaning.testing {
             reason.push_str(&format!(", testing (t=y): {}", eval.disposition));
         }
-        if eval.percent < 100 {
-            reason.push_str(&format!("; RFC 7489 receivers apply it to {}% of failing mail", eval.percent));
+        match (rfc, eval.percent) {
+            (_, 100) => {}
+            (Rfc::Rfc7489, 0) => reason.push_str(&format!(", pct=0: {}", eval.disposition)),
+            (Rfc::Rfc7489, n) => {
+                reason.push_str(&format!("; applied to {n}% of failing mail (pct), {} to the rest", policy.weaker()))
+            }
+            (Rfc::Rfc9989, n) => reason
+                .push_str(&format!("; RFC 7489 receivers apply it to {n}% of failing mail (RFC 9989 ignores pct)")),
         }
         eval.reason = reason;
     }
@@ -256,6 +291,48 @@ mod tests {
         );
         assert_eq!(e.result, DmarcResult::Fail);
         assert_eq!(e.dkim[0].how, "relaxed");
+    }
+
+    #[test]
+    fn each_generation_reads_its_own_tag() {
+        let failing = |record: &str, rfc: Rfc| {
+            let e = evaluate_under(
+                rfc,
+                disc(record, true),
+                "example.com",
+                true,
+                Some(&spf(SpfResult::Pass, "spoofer.test")),
+                &[],
+            );
+            assert_eq!((e.result, e.rfc), (DmarcResult::Fail, rfc), "{record}");
+            e.disposition
+        };
+        use Policy::{None as N, Quarantine as Q, Reject as R};
+        use Rfc::{Rfc7489 as Old, Rfc9989 as New};
+        for (record, old, new) in [
+            // t=y alone: RFC 7489 ignores it and applies the policy in full.
+            ("v=DMARC1; p=quarantine; t=y", Q, N),
+            // pct=0 alone: RFC 9989 ignores it and applies the policy in full.
+            ("v=DMARC1; p=quarantine; pct=0", N, Q),
+            // Both tags: each generation reads its own, and they agree.
+            ("v=DMARC1; p=quarantine; pct=0; t=y", N, N),
+            ("v=DMARC1; p=reject; pct=0; t=y", Q, Q),
+            ("v=DMARC1; p=quarantine", Q, Q),
+            ("v=DMARC1; p=reject", R, R),
+            ("v=DMARC1; p=none; pct=0; t=y", N, N),
+        ] {
+            assert_eq!((failing(record, Old), failing(record, New)), (old, new), "{record}");
+        }
+        let e = evaluate_under(Old, disc("v=DMARC1; p=quarantine; pct=25", true), "example.com", true, None, &[]);
+        assert_eq!((e.disposition, e.percent), (Q, 25));
+        assert!(e.reason.contains("applied to 25% of failing mail (pct), none to the rest"), "{}", e.reason);
+        // Without p and rua, an RFC 7489 receiver has no policy at all.
+        let e = evaluate_under(Old, disc("v=DMARC1", true), "example.com", true, None, &[]);
+        assert_eq!(e.result, DmarcResult::None);
+        assert_eq!(
+            evaluate_under(New, disc("v=DMARC1", true), "example.com", true, None, &[]).result,
+            DmarcResult::Fail
+        );
     }
 
     #[test]

@@ -115,12 +115,12 @@ codes! {
     DMARC_POLICY_NOT_SECOND = "dmarc-policy-not-second", Warning, "RFC 7489 requires `p=` right after `v=DMARC1`; some receivers still enforce that order.";
     DMARC_DUPLICATE_TAG = "dmarc-duplicate-tag", Error, "A tag appears twice; receivers differ in which one they use.";
     DMARC_UNKNOWN_TAG = "dmarc-unknown-tag", Warning, "A tag neither RFC 7489 nor RFC 9989 defines; receivers ignore it, and it may be a typo.";
-    DMARC_OBSOLETE_TAG = "dmarc-obsolete-tag", Info, "`pct`, `rf` or `ri`: defined by RFC 7489, removed by RFC 9989 (use `t=y` instead of `pct`).";
+    DMARC_OBSOLETE_TAG = "dmarc-obsolete-tag", Info, "`pct`, `rf` or `ri`: defined by RFC 7489, removed by RFC 9989 (for testing, `t=y` together with `pct=0`).";
     DMARC_URI_INVALID = "dmarc-uri-invalid", Error, "A `rua`/`ruf` entry is not a valid URI (for e-mail: `mailto:user@example.com`).";
     DMARC_URI_NOT_MAILTO = "dmarc-uri-not-mailto", Warning, "A `rua`/`ruf` URI is not `mailto:`; RFC 9990 defines only mailto delivery.";
     DMARC_URI_SIZE = "dmarc-uri-size", Info, "The `!size` suffix on a report URI is ignored under RFC 9989.";
     DMARC_TAG_CASE = "dmarc-tag-case", Warning, "A tag name is not lower case; some receivers match tag names case-sensitively.";
-    DMARC_TESTING = "dmarc-testing", Info, "`t=y` (RFC 9989): the policy is applied one level weaker (reject as quarantine, quarantine as none).";
+    DMARC_TESTING = "dmarc-testing", Info, "`t=y` (RFC 9989): the policy is applied one level weaker (reject as quarantine, quarantine as none); RFC 7489 receivers ignore `t`, so write `pct=0` beside it for them.";
     DMARC_PCT_PARTIAL = "dmarc-pct-partial", Info, "`pct` below 100: under RFC 7489 the policy applies to that share of failing mail only.";
     DKIM_SYNTAX = "dkim-syntax", Error, "The key record is not a list of `tag=value` pairs, or a tag value is malformed.";
     DKIM_VERSION = "dkim-version", Error, "`v=` is present but is not `DKIM1` in first position; verifiers ignore the record.";

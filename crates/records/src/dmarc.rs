@@ -356,6 +356,7 @@ impl DmarcRecord {
         let mut rec = DmarcRecord::default();
         let mut seen: Vec<String> = vec!["v".into()];
         let mut p_position = None;
+        let mut spans: Vec<(String, Range<usize>)> = Vec::new();
         for (index, (seg, span)) in segments.iter().enumerate().skip(1) {
             let span = span.clone();
             let Some((name, value)) = seg.split_once('=') else {
@@ -381,10 +382,23 @@ impl DmarcRecord {
                 continue;
             }
             seen.push(name.clone());
+            spans.push((name.clone(), span.clone()));
             apply_tag(&mut rec, &name, value, span, &mut diags);
             if name == "p" {
                 p_position = Some(index);
             }
+        }
+        if rec.pct == Some(0) && rec.testing == Some(true) {
+            // The testing step written for both generations: each reads its own tag and
+            // ignores the other's, so `pct` is not obsolete here but needed.
+            let span_of = |tag: &str| spans.iter().find(|(n, _)| n == tag).map(|(_, s)| s.clone()).unwrap_or(0..0);
+            let (pct_span, t_span) = (span_of("pct"), span_of("t"));
+            diags.retain(|d| !(d.span == pct_span || d.span == t_span) || d.severity != Severity::Info);
+            diags.push(info(
+                code::DMARC_TESTING,
+                t_span,
+                "`pct=0` with `t=y`: RFC 7489 receivers read pct=0 and ignore `t`, RFC 9989 receivers read t=y and ignore `pct`; both apply the policy one level weaker (a testing step)".into(),
+            ));
         }
         match p_position {
             None => diags.push(warn(
@@ -715,6 +729,9 @@ mod tests {
         assert_eq!(codes("v=DMARC1; P=none"), vec![code::DMARC_TAG_CASE]);
         assert_eq!(codes("v=DMARC1; p=none; foo"), vec![code::DMARC_SYNTAX]);
         assert_eq!(codes("v=DMARC1; p=reject; t=y"), vec![code::DMARC_TESTING]);
+        // pct=0 beside t=y is the testing step for both generations, not an obsolete tag.
+        assert_eq!(codes("v=DMARC1; p=quarantine; pct=0; t=y"), vec![code::DMARC_TESTING]);
+        assert_eq!(codes("v=DMARC1; p=quarantine; pct=0"), vec![code::DMARC_OBSOLETE_TAG, code::DMARC_PCT_PARTIAL]);
         let p = DmarcRecord::parse("v=DMARC1; p=none; rua=dmarc@example.com");
         assert!(p.diagnostics[0].message.contains("mailto:dmarc@example.com"));
     }

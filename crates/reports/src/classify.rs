@@ -14,7 +14,9 @@ pub enum SourceKind {
     AmazonSes,
     /// A service from [`KNOWN_SENDERS`].
     Known,
-    /// Aligned DKIM passes but SPF fails: mail relayed by a forwarder or a list.
+    /// Mail relayed by a forwarder or a list: signed by the domain (or by SES), but sent
+    /// from an IP its envelope does not authorize; aligned DKIM passes when the message
+    /// arrived intact, fails when it was altered on the way.
     Forwarded,
     /// None of the above.
     Unknown,
@@ -46,6 +48,8 @@ pub struct Classified {
     pub spf_aligned: bool,
     /// A DKIM signature passed, aligned with the From domain.
     pub dkim_aligned: bool,
+    /// A DKIM signature passed whose `d=` is the From domain itself (what `adkim=s` needs).
+    pub dkim_strict: bool,
     /// DMARC passes: SPF or DKIM aligned.
     pub dmarc_pass: bool,
     /// The reporter's policy_evaluated says otherwise than the recomputation.
@@ -69,6 +73,7 @@ pub fn classify(record: &ReportRecord, policy: &PolicyPublished, ptr: Option<&st
     let from = if from.is_empty() { policy.domain.clone() } else { from };
     let dkim_aligned =
         record.dkim.iter().any(|d| d.result == "pass" && aligned(&d.domain, &from, policy.adkim.as_deref()));
+    let dkim_strict = record.dkim.iter().any(|d| d.result == "pass" && aligned(&d.domain, &from, Some("s")));
     let spf_pass: Vec<&str> = record
         .spf
         .iter()
@@ -90,7 +95,19 @@ pub fn classify(record: &ReportRecord, policy: &PolicyPublished, ptr: Option<&st
     }
     let ses = names.iter().any(|n| within(&n.to_ascii_lowercase(), "amazonses.com"));
     let ses_default_mail_from = ses && within(&envelope.to_ascii_lowercase(), "amazonses.com");
-    let (kind, source) = if ses {
+    // Ours: the From domain's organization, or SES signing and sending for it.
+    let ours = |name: &str| aligned(name, &from, None) || within(&name.to_ascii_lowercase(), "amazonses.com");
+    let signed_by_us = record.dkim.iter().any(|d| ours(&d.domain));
+    // SPF said something about the IP for one of our envelopes: pass (our server or SES),
+    // or an answer that is no verdict on the IP (a broken SPF record is not forwarding).
+    let spf_ours_not_refused = record.spf.iter().any(|s| {
+        ours(&s.domain) && !matches!(s.result.as_str(), "fail" | "softfail") && s.scope.as_deref() != Some("helo")
+    });
+    let ptr_ses = ptr.is_some_and(|p| within(&p.to_ascii_lowercase(), "amazonses.com"));
+    let relayed = signed_by_us && !record.spf.is_empty() && !spf_ours_not_refused && !ptr_ses;
+    let (kind, source) = if relayed {
+        (SourceKind::Forwarded, "forwarded".to_string())
+    } else if ses {
         (SourceKind::AmazonSes, "Amazon SES".to_string())
     } else if let Some((service, _)) = KNOWN_SENDERS
         .iter()
@@ -102,7 +119,16 @@ pub fn classify(record: &ReportRecord, policy: &PolicyPublished, ptr: Option<&st
     } else {
         (SourceKind::Unknown, record.source_ip.map(|i| i.to_string()).unwrap_or_else(|| record.source_ip_text.clone()))
     };
-    Classified { kind, source, spf_aligned, dkim_aligned, dmarc_pass, reporter_differs, ses_default_mail_from }
+    Classified {
+        kind,
+        source,
+        spf_aligned,
+        dkim_aligned,
+        dkim_strict,
+        dmarc_pass,
+        reporter_differs,
+        ses_default_mail_from,
+    }
 }
 
 #[cfg(test)]
@@ -174,5 +200,39 @@ mod tests {
         let spoof = rec(&[], &[("evil.test", "pass")], None);
         let c = classify(&spoof, &policy(None, None), None);
         assert_eq!((c.kind, c.source.as_str(), c.dmarc_pass), (SourceKind::Unknown, "54.240.8.1", false));
+    }
+
+    #[test]
+    fn ses_mail_relayed_by_a_forwarder_is_forwarded_not_ses() {
+        // Intact: both signatures pass, SPF fails for our MAIL FROM from the forwarder's IP.
+        let intact = rec(
+            &[("example.com", "pass"), ("amazonses.com", "pass")],
+            &[("mail.example.com", "fail")],
+            Some("mail.example.com"),
+        );
+        let c = classify(&intact, &policy(None, None), None);
+        assert_eq!(
+            (c.kind, c.source.as_str(), c.dmarc_pass, c.dkim_strict),
+            (SourceKind::Forwarded, "forwarded", true, true)
+        );
+        // Altered by a list (footer added): the signatures break; SRS envelope of the list passes.
+        let altered = rec(
+            &[("example.com", "fail"), ("amazonses.com", "fail")],
+            &[("lists.example.org", "pass")],
+            Some("lists.example.org"),
+        );
+        let c = classify(&altered, &policy(None, None), None);
+        assert_eq!((c.kind, c.dmarc_pass), (SourceKind::Forwarded, false));
+        // A broken SPF record at the MAIL FROM is no forwarding: still SES.
+        let broken_spf =
+            rec(&[("example.com", "pass"), ("amazonses.com", "pass")], &[("mail.example.com", "permerror")], None);
+        assert_eq!(classify(&broken_spf, &policy(None, None), None).kind, SourceKind::AmazonSes);
+        // An SES reverse name wins.
+        let c = classify(&intact, &policy(None, None), Some("a8-1.smtp-out.us-east-1.amazonses.com"));
+        assert_eq!(c.kind, SourceKind::AmazonSes);
+        // Relaxed DKIM alignment only (d= a subdomain) is not strict.
+        let sub = rec(&[("news.example.com", "pass")], &[("mail.example.com", "pass")], None);
+        let c = classify(&sub, &policy(None, None), None);
+        assert!(c.dkim_aligned && !c.dkim_strict);
     }
 }

@@ -22,6 +22,9 @@ pub struct SourceSummary {
     pub spf_aligned: u64,
     /// Of those, the ones with DKIM aligned.
     pub dkim_aligned: u64,
+    /// Of those, the ones with a passing DKIM signature whose `d=` is the From domain
+    /// itself (they would align under `adkim=s` too).
+    pub dkim_strict_aligned: u64,
     /// Report periods (seconds since 1970) in which the source first and last appears.
     pub first_seen: i64,
     /// End of the last report period in which the source appears.
@@ -67,10 +70,42 @@ pub struct Summary {
     pub days: u32,
     /// Per source, most messages first.
     pub sources: Vec<SourceSummary>,
+    /// The DMARC policies the reporters found published, as they wrote them, with the days
+    /// their reports cover: how long each policy has been in force.
+    pub policies: Vec<PolicySeen>,
     /// The Amazon SES messages.
     pub ses: SesSummary,
     /// The failure reports.
     pub failures: FailureSummary,
+}
+
+/// One DMARC policy as reporters found it published (`<policy_published>`), and the reports
+/// that saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PolicySeen {
+    /// `p` as written, lower case (`none`, `quarantine`, `reject`; empty when missing).
+    pub p: String,
+    /// `pct`, when the reporter wrote it (RFC 7489 reporters).
+    pub pct: Option<u8>,
+    /// `testing` (RFC 9990 reporters): `true` for `y`, `false` for `n`, absent when not written.
+    pub testing: Option<bool>,
+    /// Distinct days (UTC) covered by the reports that saw this policy.
+    pub days: u32,
+    /// Start of the earliest such report, seconds since 1970.
+    pub first_seen: i64,
+    /// End of the latest such report, seconds since 1970.
+    pub last_seen: i64,
+    /// Messages in those reports.
+    pub messages: u64,
+    /// The days themselves (days since 1970, UTC, ascending), for joining several policies.
+    #[serde(skip)]
+    pub day_numbers: Vec<i64>,
+}
+
+/// The days (days since 1970, UTC) a report period covers: at most 367.
+fn period_days(begin: i64, end: i64) -> std::ops::RangeInclusive<i64> {
+    let (b, e) = (begin.div_euclid(86_400), end.max(begin + 1).saturating_sub(1).div_euclid(86_400));
+    b..=e.min(b + 366)
 }
 
 /// The failure (forensic) reports about the domain in the period.
@@ -122,6 +157,8 @@ pub struct SummaryBuilder {
     sources: BTreeMap<String, SourceSummary>,
     days: std::collections::BTreeSet<i64>,
     failure_ips: BTreeMap<String, u64>,
+    policies: BTreeMap<(String, Option<u8>, Option<bool>), PolicySeen>,
+    policy_days: BTreeMap<(String, Option<u8>, Option<bool>), std::collections::BTreeSet<i64>>,
 }
 
 impl SummaryBuilder {
@@ -139,18 +176,39 @@ impl SummaryBuilder {
         s.reports += 1;
         s.from = s.from.min(header.metadata.begin);
         s.to = s.to.max(header.metadata.end);
-        let (b, e) = (
-            header.metadata.begin.div_euclid(86_400),
-            header.metadata.end.max(header.metadata.begin + 1).saturating_sub(1).div_euclid(86_400),
-        );
-        for day in b..=e.min(b + 366) {
+        for day in period_days(header.metadata.begin, header.metadata.end) {
             self.days.insert(day);
         }
+    }
+
+    /// Counts the published policy of the report a record comes from.
+    fn add_policy(&mut self, header: &ReportHeader, messages: u64) {
+        let m = &header.metadata;
+        let policy = &header.policy;
+        let testing = policy.testing.as_deref().and_then(|t| match t.trim().to_ascii_lowercase().as_str() {
+            "y" => Some(true),
+            "n" => Some(false),
+            _ => None,
+        });
+        let key = (policy.p.as_deref().unwrap_or("").trim().to_ascii_lowercase(), policy.pct, testing);
+        let entry = self.policies.entry(key.clone()).or_insert_with(|| PolicySeen {
+            p: key.0.clone(),
+            pct: key.1,
+            testing: key.2,
+            first_seen: m.begin,
+            last_seen: m.end,
+            ..Default::default()
+        });
+        entry.messages += messages;
+        entry.first_seen = entry.first_seen.min(m.begin);
+        entry.last_seen = entry.last_seen.max(m.end);
+        self.policy_days.entry(key).or_default().extend(period_days(m.begin, m.end));
     }
 
     /// Adds one record of the report `header`, classified as `c`.
     pub fn add_record(&mut self, header: &ReportHeader, record: &ReportRecord, c: &Classified) {
         let n = record.count;
+        self.add_policy(header, n);
         let s = &mut self.summary;
         s.messages += n;
         s.dmarc_pass += if c.dmarc_pass { n } else { 0 };
@@ -174,6 +232,7 @@ impl SummaryBuilder {
         e.dmarc_pass += if c.dmarc_pass { n } else { 0 };
         e.spf_aligned += if c.spf_aligned { n } else { 0 };
         e.dkim_aligned += if c.dkim_aligned { n } else { 0 };
+        e.dkim_strict_aligned += if c.dkim_strict { n } else { 0 };
         e.first_seen = e.first_seen.min(header.metadata.begin);
         e.last_seen = e.last_seen.max(header.metadata.end);
     }
@@ -209,6 +268,15 @@ impl SummaryBuilder {
         let mut sources: Vec<SourceSummary> = self.sources.into_values().collect();
         sources.sort_by(|a, b| b.messages.cmp(&a.messages).then(a.source.cmp(&b.source)));
         self.summary.sources = sources;
+        let mut policy_days = std::mem::take(&mut self.policy_days);
+        self.summary.policies = std::mem::take(&mut self.policies)
+            .into_iter()
+            .map(|(key, mut p)| {
+                p.day_numbers = policy_days.remove(&key).unwrap_or_default().into_iter().collect();
+                p.days = p.day_numbers.len() as u32;
+                p
+            })
+            .collect();
         self.summary
     }
 }

@@ -2,9 +2,11 @@
 //! sets already there. Pure. Rules: never delete; never replace what belongs to something
 //! else (another MX, another DMARC policy, a CNAME in the way); an SPF record already at
 //! a name gets `include:amazonses.com` merged into it instead of a second SPF record; the
-//! other TXT values at a name are kept.
+//! other TXT values at a name are kept. The one deliberate exception is the rollout's next
+//! DMARC record ([`PublishedDmarc::Replace`]): it replaces the published policy, and only
+//! that value, when the zone holds the policy the rollout was judged on.
 
-use crate::plan::{Plan, Purpose, RecordData};
+use crate::plan::{Plan, PlannedRecord, Purpose, RecordData};
 use crate::regions;
 use serde::Serialize;
 use ses_dmarc_records::spf::add_include;
@@ -110,14 +112,34 @@ fn is_dmarc(text: &str) -> bool {
     text.trim_start().to_ascii_lowercase().starts_with("v=dmarc1")
 }
 
+/// What to do with a DMARC policy already published where a planned DMARC record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishedDmarc<'a> {
+    /// Keep it (a conflict): `apply`, which never changes a policy in force.
+    Keep,
+    /// Replace it with the planned record: `rollout --apply`. `expected` is the policy the
+    /// rollout read from DNS (`None`: none); when the zone holds another one (DNS not yet
+    /// in step with the zone, or a change since), it is kept as a conflict instead.
+    Replace {
+        /// The record the rollout judged, as DNS answered it.
+        expected: Option<&'a str>,
+    },
+}
+
 /// Compares the plan with the zone's record sets (`existing`: every set in the zone, or at
 /// least every set at the plan's names).
 pub fn diff(plan: &Plan, existing: &[RecordSet]) -> Vec<Change> {
+    diff_records(&plan.records, existing, PublishedDmarc::Keep)
+}
+
+/// Compares planned records with the zone's record sets, with `dmarc` saying what to do
+/// with a DMARC policy already published at a planned DMARC record's name.
+pub fn diff_records(records: &[PlannedRecord], existing: &[RecordSet], dmarc: PublishedDmarc<'_>) -> Vec<Change> {
     let at = |name: &str, rtype: &str| {
         existing.iter().find(|s| normalize_name(&s.name) == name && s.rtype.eq_ignore_ascii_case(rtype))
     };
     let mut out = Vec::new();
-    for r in &plan.records {
+    for r in records {
         let name = r.name.to_ascii_lowercase();
         let rtype = r.data.type_name();
         let mut change = Change {
@@ -166,7 +188,14 @@ pub fn diff(plan: &Plan, existing: &[RecordSet]) -> Vec<Change> {
         }
         let current = at(&name, rtype);
         let Some(current) = current else {
-            change.after = vec![wanted];
+            if let (Purpose::Dmarc, PublishedDmarc::Replace { expected: Some(e) }) = (r.purpose, dmarc) {
+                change.kind = ChangeKind::Conflict;
+                change.note = Some(format!(
+                    "the zone holds no DMARC record, but DNS answered {e}: is this the zone the world sees? Nothing changed"
+                ));
+            } else {
+                change.after = vec![wanted];
+            }
             out.push(change);
             continue;
         };
@@ -204,7 +233,9 @@ pub fn diff(plan: &Plan, existing: &[RecordSet]) -> Vec<Change> {
             }
             RecordData::Txt { text } => {
                 let texts: Vec<String> = current.values.iter().map(|v| txt_text(v)).collect();
-                if texts.iter().any(|t| t == text) {
+                if let (Purpose::Dmarc, PublishedDmarc::Replace { expected }) = (r.purpose, dmarc) {
+                    replace_dmarc(&mut change, &current.values, &texts, text, wanted, expected);
+                } else if texts.iter().any(|t| t == text) {
                     unchanged(&mut change);
                 } else if r.purpose == Purpose::Dmarc {
                     match texts.iter().find(|t| is_dmarc(t)) {
@@ -240,6 +271,63 @@ pub fn diff(plan: &Plan, existing: &[RecordSet]) -> Vec<Change> {
         out.push(change);
     }
     out
+}
+
+/// The rollout's DMARC record against the TXT values at `_dmarc`: the published policy
+/// replaced (the other TXT values kept), unless the zone holds another policy than the one
+/// the rollout judged.
+fn replace_dmarc(
+    change: &mut Change,
+    values: &[String],
+    texts: &[String],
+    text: &str,
+    wanted: String,
+    expected: Option<&str>,
+) {
+    let published: Vec<&String> = texts.iter().filter(|t| is_dmarc(t)).collect();
+    let same = |a: &str, b: &str| a.trim() == b.trim();
+    if published.len() == 1 && same(published[0], text) {
+        return unchanged(change);
+    }
+    let matches_expected = match expected {
+        Some(e) => published.len() == 1 && same(published[0], e),
+        None => published.is_empty(),
+    };
+    if !matches_expected {
+        change.kind = ChangeKind::Conflict;
+        change.after = change.before.clone();
+        let zone = if published.is_empty() {
+            "no DMARC record".to_string()
+        } else {
+            published.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" and ")
+        };
+        change.note = Some(format!(
+            "the zone holds {zone}, but DNS answered {}: kept; run `ses-dmarc rollout` again once DNS shows what the zone holds",
+            expected.unwrap_or("no DMARC record")
+        ));
+        return;
+    }
+    change.kind = ChangeKind::Update;
+    let mut after: Vec<String> = Vec::new();
+    let mut placed = false;
+    for (value, t) in values.iter().zip(texts) {
+        if is_dmarc(t) {
+            if !placed {
+                after.push(wanted.clone());
+                placed = true;
+            }
+        } else {
+            after.push(value.clone());
+        }
+    }
+    if !placed {
+        after.push(wanted);
+    }
+    change.after = after;
+    change.note = Some(match published.first() {
+        Some(old) => format!("the DMARC policy replaced (rollout): {old} → {text}"),
+        None => "the DMARC record added beside the TXT values already there (kept)".into(),
+    });
 }
 
 fn unchanged(change: &mut Change) {
@@ -394,6 +482,55 @@ mod tests {
         let cname = [set("mail.example.com", "CNAME", &["elsewhere.test."])];
         let c = diff(&p, &cname);
         assert_eq!((c[0].kind, c[1].kind), (ChangeKind::Conflict, ChangeKind::Conflict));
+    }
+
+    #[test]
+    fn the_rollout_replaces_the_dmarc_policy_it_judged_and_nothing_else() {
+        let next = PlannedRecord {
+            name: "_dmarc.example.com".into(),
+            ttl: 1800,
+            data: RecordData::Txt { text: "v=DMARC1; p=quarantine; pct=0; rua=mailto:d@example.com; t=y".into() },
+            purpose: Purpose::Dmarc,
+            region: None,
+            placeholder: false,
+        };
+        let now = "v=DMARC1; p=none; rua=mailto:d@example.com";
+        let zone = [
+            set(
+                "_dmarc.example.com.",
+                "TXT",
+                &["\"site-verification=1\"", "\"v=DMARC1; p=none; rua=mailto:d@example.com\""],
+            ),
+            set("mail.example.com.", "MX", &["10 feedback-smtp.us-east-1.amazonses.com."]),
+        ];
+        let c = diff_records(std::slice::from_ref(&next), &zone, PublishedDmarc::Replace { expected: Some(now) });
+        assert_eq!(c.len(), 1, "only the DMARC record: {c:?}");
+        assert_eq!(c[0].kind, ChangeKind::Update);
+        assert_eq!(c[0].before, zone[0].values);
+        assert_eq!(
+            c[0].after,
+            ["\"site-verification=1\"", "\"v=DMARC1; p=quarantine; pct=0; rua=mailto:d@example.com; t=y\""]
+        );
+        assert!(c[0].note.as_deref().unwrap().starts_with("the DMARC policy replaced (rollout): v=DMARC1; p=none"));
+        // The zone holds another policy than DNS answered: kept.
+        let c = diff_records(
+            std::slice::from_ref(&next),
+            &zone,
+            PublishedDmarc::Replace { expected: Some("v=DMARC1; p=reject") },
+        );
+        assert_eq!(c[0].kind, ChangeKind::Conflict);
+        // Already published: unchanged. `apply` keeps a published policy as before.
+        let done =
+            [set("_dmarc.example.com", "TXT", &["\"v=DMARC1; p=quarantine; pct=0; rua=mailto:d@example.com; t=y\""])];
+        let c = diff_records(std::slice::from_ref(&next), &done, PublishedDmarc::Replace { expected: Some(now) });
+        assert_eq!(c[0].kind, ChangeKind::Unchanged);
+        let c = diff_records(std::slice::from_ref(&next), &zone, PublishedDmarc::Keep);
+        assert_eq!(c[0].kind, ChangeKind::Conflict);
+        // Nothing there yet, and DNS agrees: created; DNS knows a record the zone lacks: kept.
+        let c = diff_records(std::slice::from_ref(&next), &[], PublishedDmarc::Replace { expected: None });
+        assert_eq!(c[0].kind, ChangeKind::Create);
+        let c = diff_records(std::slice::from_ref(&next), &[], PublishedDmarc::Replace { expected: Some(now) });
+        assert_eq!(c[0].kind, ChangeKind::Conflict);
     }
 
     #[test]

@@ -450,3 +450,144 @@ fn moto_route53_apply_diff_upsert_merge_and_idempotence() {
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("no public Route 53 hosted zone holds nozone.org"), "{}", stderr(&o));
 }
+
+/// `days` daily reports for example.com at p=none, ending yesterday: SES mail, all aligned.
+fn aligned_reports(dir: &Path, days: i64) {
+    for d in 0..days {
+        let begin = (now() / 86_400 - days + d) * 86_400;
+        std::fs::write(
+            dir.join(format!("r{d}.xml")),
+            format!(
+                "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>google.com</org_name><report_id>{d}</report_id>\
+                 <date_range><begin>{begin}</begin><end>{}</end></date_range></report_metadata>\
+                 <policy_published><domain>example.com</domain><p>none</p></policy_published>\
+                 <record><row><source_ip>54.240.8.1</source_ip><count>700</count><policy_evaluated><disposition>none</disposition>\
+                 <dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>example.com</header_from></identifiers>\
+                 <auth_results><dkim><domain>example.com</domain><result>pass</result></dkim><dkim><domain>amazonses.com</domain>\
+                 <result>pass</result></dkim><spf><domain>mail.example.com</domain><result>pass</result></spf></auth_results></record></feedback>",
+                begin + 86_400
+            ),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn moto_rollout_apply_replaces_only_the_dmarc_record() {
+    let Some(moto) = Moto::start() else { return };
+    let dir = ses_dmarc_testkit::TempDir::new("rollout-apply");
+    // What the world sees: p=none (the zone file the test DNS server answers from).
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).unwrap();
+    std::fs::write(
+        zones.join("example.com.zone"),
+        "$TTL 300\n@ 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n@ 3600 IN NS ns.test.\n\
+         _dmarc TXT \"v=DMARC1; p=none; rua=mailto:dmarc@example.com\"\n",
+    )
+    .unwrap();
+    let server = ses_dmarc_dns::testing::TestServer::start_zone_dir(&zones, 0).unwrap();
+    let ns = server.addr().to_string();
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    aligned_reports(&reports, 15);
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let o = crate::util::ses_dmarc(&["reports", "ingest", reports.to_str().unwrap(), "--database", &db]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The same in Route 53, beside other records and another TXT value at _dmarc.
+    let zone_id = moto
+        .boto(
+            "z = route53.create_hosted_zone(Name='example.com', CallerReference='r')['HostedZone']['Id']\n\
+             route53.change_resource_record_sets(HostedZoneId=z, ChangeBatch={'Changes': [\n\
+               {'Action': 'CREATE', 'ResourceRecordSet': {'Name': '_dmarc.example.com', 'Type': 'TXT', 'TTL': 300,\n\
+                'ResourceRecords': [{'Value': '\"v=DMARC1; p=none; rua=mailto:dmarc@example.com\"'}, {'Value': '\"note=kept\"'}]}},\n\
+               {'Action': 'CREATE', 'ResourceRecordSet': {'Name': 'mail.example.com', 'Type': 'MX', 'TTL': 300,\n\
+                'ResourceRecords': [{'Value': '10 feedback-smtp.us-east-1.amazonses.com.'}]}},\n\
+               {'Action': 'CREATE', 'ResourceRecordSet': {'Name': 'mail.example.com', 'Type': 'TXT', 'TTL': 300,\n\
+                'ResourceRecords': [{'Value': '\"v=spf1 include:amazonses.com ~all\"'}]}}]})\n\
+             print(z)",
+        )
+        .trim()
+        .to_string();
+    let listed = || -> Value {
+        serde_json::from_str(&moto.boto(&format!(
+            "print(json.dumps({{s['Name'] + ' ' + s['Type']: [r['Value'] for r in s['ResourceRecords']] for s in route53.list_resource_record_sets(HostedZoneId='{zone_id}')['ResourceRecordSets']}}))"
+        )))
+        .unwrap()
+    };
+    let rollout = |extra: &[&str]| {
+        let mut args = vec![
+            "rollout",
+            "example.com",
+            "--database",
+            &db,
+            "--nameserver",
+            &ns,
+            "--apply",
+            "--route53",
+            "--endpoint-url",
+            &moto.url,
+            "--wait",
+            "10",
+        ];
+        args.extend_from_slice(extra);
+        ses_dmarc_aws(&args)
+    };
+    let next = "\"v=DMARC1; p=quarantine; pct=0; rua=mailto:dmarc@example.com; t=y\"";
+    let before = listed();
+
+    let o = rollout(&["--dry-run", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(v["status"], "ready");
+    let changes = v["apply"]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "only the DMARC record: {v}");
+    assert_eq!(changes[0]["kind"], "update");
+    assert_eq!(changes[0]["name"], "_dmarc.example.com.");
+    assert_eq!(
+        changes[0]["before"],
+        serde_json::json!(["\"v=DMARC1; p=none; rua=mailto:dmarc@example.com\"", "\"note=kept\""])
+    );
+    assert_eq!(changes[0]["after"], serde_json::json!([next, "\"note=kept\""]));
+    assert_eq!((&v["apply"]["dry_run"], &v["apply"]["submitted"]), (&Value::from(true), &Value::from(1)));
+    assert_eq!(listed(), before, "a dry run changes nothing");
+    let o = rollout(&["--dry-run"]);
+    let text = stdout(&o);
+    assert!(text.contains("update    _dmarc.example.com. TXT"), "{text}");
+    assert!(text.contains("- \"v=DMARC1; p=none; rua=mailto:dmarc@example.com\""), "{text}");
+    assert!(text.contains(&format!("+ {next}")), "{text}");
+    assert!(text.contains("Dry run: 1 change would be submitted; nothing was changed."), "{text}");
+
+    let o = rollout(&["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(json_of(&o)["apply"]["insync"], true);
+    let after = listed();
+    assert_eq!(after["_dmarc.example.com. TXT"], serde_json::json!([next, "\"note=kept\""]));
+    let mut unchanged = after.clone();
+    unchanged["_dmarc.example.com. TXT"] = before["_dmarc.example.com. TXT"].clone();
+    assert_eq!(unchanged, before, "nothing else in the zone changed");
+
+    // Again (DNS has not caught up yet): the zone holds the record, nothing to change.
+    let o = rollout(&["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let v = json_of(&o);
+    assert_eq!(
+        (&v["apply"]["changes"][0]["kind"], &v["apply"]["submitted"]),
+        (&Value::from("unchanged"), &Value::from(0))
+    );
+
+    // Someone published another policy in the zone meanwhile: it is not the record the
+    // rollout judged (DNS answers p=none), so it is left alone, exit 1.
+    moto.boto(&format!(
+        "route53.change_resource_record_sets(HostedZoneId='{zone_id}', ChangeBatch={{'Changes': [\n\
+           {{'Action': 'UPSERT', 'ResourceRecordSet': {{'Name': '_dmarc.example.com', 'Type': 'TXT', 'TTL': 300,\n\
+            'ResourceRecords': [{{'Value': '\"v=DMARC1; p=reject\"'}}]}}}}]}})"
+    ));
+    let changed = listed();
+    let o = rollout(&["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v = json_of(&o);
+    assert_eq!(v["apply"]["changes"][0]["kind"], "conflict");
+    let note = v["apply"]["changes"][0]["note"].as_str().unwrap();
+    assert!(note.contains("the zone holds v=DMARC1; p=reject, but DNS answered v=DMARC1; p=none"), "{v}");
+    assert_eq!(listed(), changed);
+}

@@ -201,16 +201,87 @@ fn rollout_from_evidence() {
         let (code, r) = json(&["rollout", "correct.com", "--database", &db, "--nameserver", &ns, "--format", "json"]);
         assert_eq!((code, &r["stage"], &r["ready"]), (Some(0), &Value::from("none"), &Value::from(true)), "{db}: {r}");
         assert_eq!(r["current_record"], "v=DMARC1; p=none; rua=mailto:dmarc@correct.com");
-        assert_eq!(r["next_record"], "v=DMARC1; p=quarantine; rua=mailto:dmarc@correct.com; t=y");
+        // The testing step both generations read alike: pct=0 for RFC 7489, t=y for RFC 9989.
+        assert_eq!(r["next_record"], "v=DMARC1; p=quarantine; pct=0; rua=mailto:dmarc@correct.com; t=y");
         assert_eq!(r["blockers"].as_array().unwrap().len(), 0);
+        assert_eq!(r["status"], "ready");
+        assert_eq!(r["next"]["stage"], "quarantine-testing");
+        assert_eq!(r["next"]["rfc7489"]["disposition"], "none");
+        assert_eq!(r["next"]["rfc9989"]["disposition"], "none");
+        assert_eq!(r["step_after"]["record"], "v=DMARC1; p=quarantine; rua=mailto:dmarc@correct.com");
+        assert_eq!(
+            (&r["evidence"]["days_at_stage"], &r["evidence"]["messages"]),
+            (&Value::from(21), &Value::from(12_400))
+        );
+        let days = r["criteria"].as_array().unwrap().iter().find(|c| c["code"] == "days").unwrap();
+        assert_eq!(
+            (&days["met"], &days["observed"], &days["required"]),
+            (&Value::from(true), &Value::from(21.0), &Value::from(14.0))
+        );
+        assert_eq!(r["evidence"]["sources"][0]["origin"], "ses");
+        assert_eq!(r["options"][0]["code"], "adkim-strict");
+
+        // The human output: the evidence, the criteria, the record, the date after it.
+        let o = ses_dmarc(&["rollout", "correct.com", "--database", &db, "--nameserver", &ns]);
+        let text = stdout(&o);
+        for line in [
+            "correct.com: stage none",
+            "  RFC 7489 and RFC 9989 receivers: p=none: failing mail is delivered as usual",
+            "12,400 messages, DMARC pass 100.0%",
+            "  Amazon SES                   12,400  100.0%  100.0%  100.0%  yours",
+            "  Unaligned sources: none",
+            "  met     days     21 days of reports at p=none (14 needed)",
+            "  met     messages 12,400 messages from your own sources over 21 days (150 needed)",
+            "Ready: publish\n    v=DMARC1; p=quarantine; pct=0; rua=mailto:dmarc@correct.com; t=y\n",
+            "    RFC 7489 receivers: p=quarantine applied to 0% of failing mail (pct=0): all of it gets none",
+            "    RFC 9989 receivers: p=quarantine in testing mode (t=y): failing mail gets none",
+            "  Then, not before ",
+            "(14 days of reports at quarantine-testing): v=DMARC1; p=quarantine; rua=mailto:dmarc@correct.com",
+            "  Option: adkim=s (strict DKIM alignment) can be added: every aligned SES message (12,400) is signed d=correct.com exactly.",
+            "  Watch for:",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        }
+        assert_eq!(o.status.code(), Some(0));
+
         json(&["reports", "ingest", bad.to_str().unwrap(), "--database", &db, "--format", "json"]);
         let (code, r) = json(&["rollout", "correct.com", "--database", &db, "--nameserver", &ns, "--format", "json"]);
-        assert_eq!((code, &r["ready"]), (Some(1), &Value::from(false)));
+        assert_eq!((code, &r["ready"], &r["status"]), (Some(1), &Value::from(false), &Value::from("blocked")));
         let msgs: Vec<&str> =
             r["blockers"].as_array().unwrap().iter().map(|b| b["message"].as_str().unwrap()).collect();
         assert!(
             msgs.iter().any(|m| m.starts_with("source Amazon SES: 7.5% of 13,400 messages not aligned")),
             "{msgs:?}"
+        );
+        let text = stdout(&ses_dmarc(&["rollout", "correct.com", "--database", &db, "--nameserver", &ns]));
+        assert!(
+            text.contains(
+                "  not met aligned  every legitimate source passes DMARC at 98% or more (lowest: Amazon SES at 92.5%)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Amazon SES: 1,000 failing of 13,400: yours: Amazon SES mail not aligned (1,000 messages sent with the default amazonses.com MAIL FROM"), "{text}");
+        assert!(
+            text.contains("Not yet before v=DMARC1; p=quarantine; pct=0; rua=mailto:dmarc@correct.com; t=y:"),
+            "{text}"
+        );
+        // --apply without a next step to take publishes nothing.
+        let o = ses_dmarc(&[
+            "rollout",
+            "correct.com",
+            "--database",
+            &db,
+            "--nameserver",
+            &ns,
+            "--apply",
+            "--route53",
+            "--dry-run",
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stdout(&o).contains("Nothing published: the rollout is not ready for a next record."),
+            "{}",
+            stdout(&o)
         );
     }
 }
