@@ -9,12 +9,14 @@ use crate::alerts::{Alerter, backoff};
 use crate::config::{Config, DomainEntry};
 use crate::diff::{WatchState, compare, state_of};
 use crate::events::{Event, EventKind, Severity};
-use crate::report_watch::{ReportFacts, report_events};
+use crate::report_watch::{ReportChanges, ReportFacts, report_events};
 use crate::schedule::{rfc3339, spread};
 use futures::StreamExt;
 use serde::Serialize;
 use ses_dmarc_audit::{DomainReport, Expectations, check_domain};
 use ses_dmarc_dns::Resolver;
+use ses_dmarc_ops::reports::summary_between;
+use ses_dmarc_reports::rollout::{Criteria, Rollout, RolloutChange, Stage, Standing, advise};
 use ses_dmarc_store::{CheckWrite, CheckedDomain, Database, DomainState, StoreError, WatchedDomain};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -303,22 +305,47 @@ async fn write_check(
     // What the reports say.
     let open: BTreeSet<String> = prev.open.iter().map(|p| p.problem.clone()).collect();
     let known: BTreeSet<String> = prev.known.iter().cloned().collect();
-    let asks_for_reports = state
+    let dmarc_text = state
         .records
         .get(&format!("_dmarc.{domain} TXT"))
-        .and_then(|v| v.lines().find(|l| l.trim_start().starts_with("v=DMARC1")).map(str::to_string))
-        .and_then(|t| ses_dmarc_records::DmarcRecord::parse(&t).value)
+        .and_then(|v| v.lines().find(|l| l.trim_start().starts_with("v=DMARC1")).map(str::to_string));
+    let asks_for_reports = dmarc_text
+        .as_deref()
+        .and_then(|t| ses_dmarc_records::DmarcRecord::parse(t).value)
         .is_some_and(|r| !r.rua.is_empty());
-    let week = 7 * 86_400;
-    let none: Option<&ses_dmarc_dns::NoFallback> = None;
-    let current = ses_dmarc_ops::reports::summary_between(db, &domain, now - week, i64::MAX, none).await;
-    let previous = ses_dmarc_ops::reports::summary_between(db, &domain, now - 2 * week, now - week, none).await;
-    let mut report_changes = Default::default();
-    if let (Ok(current), Ok(previous)) = (current, previous) {
+    let mut report_changes = ReportChanges::default();
+    let mut rollout_standing = prev.state.as_ref().and_then(|s| s.rollout.clone());
+    if prev.latest_report_end.is_some() {
+        let (day, none) = (86_400, None::<&ses_dmarc_dns::NoFallback>);
+        let current = summary_between(db, &domain, now - 7 * day, i64::MAX, none).await;
+        let previous = summary_between(db, &domain, now - 14 * day, now - 7 * day, none).await;
+        let evidence = summary_between(db, &domain, now - ROLLOUT_DAYS * day, i64::MAX, none).await;
+        if let (Ok(current), Ok(previous)) = (&current, &previous) {
+            let facts = ReportFacts {
+                current,
+                previous,
+                latest_report_end: prev.latest_report_end,
+                asks_for_reports,
+                watched_since: prev.watched.as_ref().map(|w| w.added_at).unwrap_or(now),
+            };
+            report_changes = report_events(&domain, &facts, &known, &open, settings, now);
+        }
+        if let Ok(evidence) = &evidence {
+            let rollout = advise(&domain, dmarc_text.as_deref(), evidence, now, Criteria::default());
+            let before: Option<Standing> = rollout_standing.as_deref().and_then(|t| serde_json::from_str(t).ok());
+            if let Some(change) = ses_dmarc_reports::rollout::compare(before.as_ref(), &rollout)
+                .filter(|_| rollout.stage != Stage::NoRecord)
+            {
+                report_changes.events.push(rollout_event(&rollout, change, now));
+            }
+            rollout_standing = serde_json::to_string(&rollout.standing()).ok();
+        }
+    } else {
+        let none = ses_dmarc_reports::summary::Summary::default();
         let facts = ReportFacts {
-            current: &current,
-            previous: &previous,
-            latest_report_end: prev.latest_report_end,
+            current: &none,
+            previous: &none,
+            latest_report_end: None,
             asks_for_reports,
             watched_since: prev.watched.as_ref().map(|w| w.added_at).unwrap_or(now),
         };
@@ -358,6 +385,7 @@ async fn write_check(
                 judgement: serde_json::to_string(&state).unwrap_or_default(),
                 failures: serde_json::to_string(&changes.failures).unwrap_or_default(),
                 ses: ses_now.map(|s| serde_json::to_string(&s).unwrap_or_default()).or(prev.state.and_then(|s| s.ses)),
+                rollout: rollout_standing,
                 checked_at: now,
             },
             snapshot: serde_json::to_string(&report.snapshot).unwrap_or_default(),
@@ -372,6 +400,31 @@ async fn write_check(
     };
     db.run(move |s| s.commit_check(&write)).await?;
     Ok(events)
+}
+
+/// Days of reports the rollout advice weighs (as `rollout`'s default `--days`).
+const ROLLOUT_DAYS: i64 = 30;
+
+fn rollout_event(rollout: &Rollout, change: RolloutChange, now: i64) -> Event {
+    let (kind, severity) = match change {
+        RolloutChange::Ready => (EventKind::RolloutReady, Severity::Info),
+        RolloutChange::Blocked => (EventKind::RolloutBlocked, Severity::Warning),
+        RolloutChange::MovedBack => (EventKind::RolloutBlocked, Severity::Error),
+    };
+    let mut e = Event::new(now, Some(&rollout.domain), kind, severity, rollout.event_message(change));
+    e.subject = Some(rollout.stage.as_str().to_string());
+    e.before = rollout.current_record.clone();
+    e.after = rollout.next_record.clone();
+    e.fix = Some(match (change, &rollout.next_record) {
+        (RolloutChange::Blocked, _) | (_, None) => {
+            format!("`ses-dmarc rollout {}` lists what blocks the step", rollout.domain)
+        }
+        (_, Some(next)) => format!(
+            "publish `_dmarc.{} TXT \"{next}\"` (`ses-dmarc rollout {} --apply --route53` does it in Route 53)",
+            rollout.domain, rollout.domain
+        ),
+    });
+    e
 }
 
 /// Delivers every alert due now: a channel that refuses keeps its alerts for later, with

@@ -12,7 +12,7 @@
 
 use crate::classify::SourceKind;
 use crate::summary::{PolicySeen, SourceSummary, Summary};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ses_dmarc_records::DmarcRecord;
 use ses_dmarc_records::dmarc::{AlignmentMode, Policy, Rfc};
 use std::collections::BTreeSet;
@@ -45,7 +45,7 @@ impl Default for Criteria {
 }
 
 /// Where a domain's DMARC policy stands on the path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
     /// No DMARC record of its own.
@@ -425,7 +425,7 @@ pub struct Step {
 }
 
 /// Whether to go on, wait, or go back: what `watch` compares between two results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Nothing blocks the next step.
@@ -506,11 +506,22 @@ impl RolloutChange {
     }
 }
 
+/// What [`compare`] needs of a result, small enough for `watch` to keep between passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    /// Where the policy stood.
+    pub stage: Stage,
+    /// Ready, blocked, step back, or done.
+    pub status: Status,
+    /// The record that was advised.
+    pub next_record: Option<String>,
+}
+
 /// What changed from the `previous` result (none for the first) to `current`, if it is
 /// worth an event: newly ready (or ready for another record), ready no more at the same
 /// stage, or newly told to step back. Taking a step (the stage changes) while not yet ready
 /// for the one after is no event.
-pub fn compare(previous: Option<&Rollout>, current: &Rollout) -> Option<RolloutChange> {
+pub fn compare(previous: Option<&Standing>, current: &Rollout) -> Option<RolloutChange> {
     match current.status {
         Status::Ready => {
             let same = previous.is_some_and(|p| p.status == Status::Ready && p.next_record == current.next_record);
@@ -528,6 +539,11 @@ pub fn compare(previous: Option<&Rollout>, current: &Rollout) -> Option<RolloutC
 }
 
 impl Rollout {
+    /// What the next pass compares with.
+    pub fn standing(&self) -> Standing {
+        Standing { stage: self.stage, status: self.status, next_record: self.next_record.clone() }
+    }
+
     /// The event message for `change`: the stage, the record, and the first blockers.
     pub fn event_message(&self, change: RolloutChange) -> String {
         let blockers: Vec<&str> = self.blockers.iter().take(3).map(|b| b.message.as_str()).collect();
@@ -1341,20 +1357,20 @@ mod tests {
         let rec = "v=DMARC1; p=none; rua=mailto:d@example.com";
         let ready = advise("example.com", Some(rec), &good, NOW, Criteria::default());
         assert_eq!(compare(None, &ready), Some(RolloutChange::Ready));
-        assert_eq!(compare(Some(&ready), &ready), None, "no repeat");
+        assert_eq!(compare(Some(&ready.standing()), &ready), None, "no repeat");
         let mut with_new = good.clone();
         with_new.sources.push(source("Mailgun", SourceKind::Known, 200, 200, 200, 98 * DAY));
         let blocked = advise("example.com", Some(rec), &with_new, NOW, Criteria::default());
         assert_eq!(blocked.status, Status::Blocked);
-        assert_eq!(compare(Some(&ready), &blocked), Some(RolloutChange::Blocked));
-        assert_eq!(compare(Some(&blocked), &blocked), None);
-        assert_eq!(compare(Some(&blocked), &ready), Some(RolloutChange::Ready));
+        assert_eq!(compare(Some(&ready.standing()), &blocked), Some(RolloutChange::Blocked));
+        assert_eq!(compare(Some(&blocked.standing()), &blocked), None);
+        assert_eq!(compare(Some(&blocked.standing()), &ready), Some(RolloutChange::Ready));
         // A step taken: the new stage is not ready yet, which is no event.
         let mut fresh = good.clone();
         fresh.policies.clear();
         let taken = advise("example.com", ready.next_record.as_deref(), &fresh, NOW, Criteria::default());
         assert_eq!(taken.status, Status::Blocked);
-        assert_eq!(compare(Some(&ready), &taken), None);
+        assert_eq!(compare(Some(&ready.standing()), &taken), None);
         // At quarantine a new unaligned legitimate source: moved back, raised once.
         let mut q = good.clone();
         q.policies[0].p = "quarantine".into();
@@ -1373,8 +1389,8 @@ mod tests {
             NOW,
             Criteria::default(),
         );
-        assert_eq!(compare(Some(&at_q), &back), Some(RolloutChange::MovedBack));
-        assert_eq!(compare(Some(&back), &back), None);
+        assert_eq!(compare(Some(&at_q.standing()), &back), Some(RolloutChange::MovedBack));
+        assert_eq!(compare(Some(&back.standing()), &back), None);
         assert_eq!(RolloutChange::MovedBack.event_kind(), "rollout-blocked");
         assert_eq!(RolloutChange::Ready.event_kind(), "rollout-ready");
         assert!(

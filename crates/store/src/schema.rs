@@ -36,7 +36,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX watched_due ON watched_domains(next_due);
      CREATE TABLE domain_state (
         domain TEXT PRIMARY KEY, digest TEXT NOT NULL, judgement TEXT NOT NULL,
-        failures TEXT NOT NULL, ses TEXT, checked_at BIGINT NOT NULL);
+        failures TEXT NOT NULL, ses TEXT, rollout TEXT, checked_at BIGINT NOT NULL);
      CREATE TABLE snapshots (
         id {id}, domain TEXT NOT NULL, digest TEXT NOT NULL,
         first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL, snapshot TEXT NOT NULL);

@@ -41,6 +41,8 @@ pub struct DomainState {
     pub failures: String,
     /// The SES facts read at the last check, as JSON.
     pub ses: Option<String>,
+    /// The rollout standing (stage, status, advised record) at the last check, as JSON.
+    pub rollout: Option<String>,
     /// When.
     pub checked_at: i64,
 }
@@ -236,7 +238,7 @@ impl Store {
     /// A domain's latest state.
     pub fn domain_state(&mut self, domain: &str) -> Result<Option<DomainState>, StoreError> {
         self.conn.query_opt(
-            "SELECT digest, judgement, failures, ses, checked_at FROM domain_state WHERE domain = $1",
+            "SELECT digest, judgement, failures, ses, rollout, checked_at FROM domain_state WHERE domain = $1",
             &[domain.into()],
             |r| {
                 Ok(DomainState {
@@ -244,7 +246,8 @@ impl Store {
                     judgement: r.text(1)?,
                     failures: r.text(2)?,
                     ses: r.opt_text(3)?,
-                    checked_at: r.i64(4)?,
+                    rollout: r.opt_text(4)?,
+                    checked_at: r.i64(5)?,
                 })
             },
         )
@@ -296,16 +299,18 @@ impl Store {
             if let Some(c) = &w.checked {
                 let s = &c.state;
                 conn.execute(
-                    "INSERT INTO domain_state (domain, digest, judgement, failures, ses, checked_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)
+                    "INSERT INTO domain_state (domain, digest, judgement, failures, ses, rollout, checked_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (domain) DO UPDATE SET digest = excluded.digest, judgement = excluded.judgement,
-                        failures = excluded.failures, ses = excluded.ses, checked_at = excluded.checked_at",
+                        failures = excluded.failures, ses = excluded.ses, rollout = excluded.rollout,
+                        checked_at = excluded.checked_at",
                     &[
                         (&c.domain).into(),
                         (&s.digest).into(),
                         (&s.judgement).into(),
                         (&s.failures).into(),
                         (&s.ses).into(),
+                        (&s.rollout).into(),
                         s.checked_at.into(),
                     ],
                 )?;

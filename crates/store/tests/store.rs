@@ -257,6 +257,7 @@ fn watched_domains_checks_events_and_the_outbox() {
             judgement: "{}".into(),
             failures: "{}".into(),
             ses: None,
+            rollout: Some("{\"stage\":\"none\"}".into()),
             checked_at: at,
         };
         let write = CheckWrite {
@@ -311,7 +312,8 @@ fn watched_domains_checks_events_and_the_outbox() {
         assert_eq!(store.snapshot_history("a.test").unwrap().len(), 2);
         assert_eq!(store.latest_snapshot("a.test").unwrap().as_deref(), Some("{\"s\":2}"));
         assert!(store.open_problems("a.test").unwrap().is_empty());
-        assert_eq!(store.domain_state("a.test").unwrap().unwrap().digest, "d2");
+        let stored = store.domain_state("a.test").unwrap().unwrap();
+        assert_eq!((stored.digest.as_str(), stored.rollout.as_deref()), ("d2", Some("{\"stage\":\"none\"}")));
 
         // The same event id twice is one event (idempotent writes).
         store.commit_check(&CheckWrite { events: vec![event("e1", "a.test", 60)], ..Default::default() }).unwrap();

@@ -189,10 +189,12 @@ fn readers_never_create_a_database() {
 
 fn write_report(dir: &TempDir, name: &str, domain: &str, id: &str, body: &str) -> std::path::PathBuf {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // All of yesterday (UTC), so the report covers exactly one day whatever the hour.
+    let yesterday = (now / 86_400 - 1) * 86_400;
     let xml = format!(
         "<feedback><report_metadata><org_name>r.test</org_name><report_id>{id}</report_id><date_range><begin>{}</begin><end>{}</end></date_range></report_metadata><policy_published><domain>{domain}</domain><p>none</p></policy_published>{body}</feedback>",
-        now - 86_400,
-        now - 3600
+        yesterday,
+        yesterday + 86_399
     );
     let path = dir.join(name);
     std::fs::write(&path, xml).unwrap();

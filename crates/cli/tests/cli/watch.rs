@@ -546,3 +546,62 @@ fn ses_status_changes_are_events_and_bad_config_exits_2() {
         assert!(stderr(&o).contains("bad.toml") && stderr(&o).contains(hint), "{text}: {}", stderr(&o));
     }
 }
+
+/// Unaligned SES mail: the default MAIL FROM and no Easy DKIM, so only amazonses.com passes.
+fn unaligned_ses_report(id: &str, end: i64, count: u64) -> String {
+    report(id, end, &[("192.0.2.10", count, true)])
+        .replace("<dkim><domain>watched.test</domain><selector>tokenone</selector><result>pass</result></dkim>", "")
+        .replace("<dkim>pass</dkim>", "<dkim>fail</dkim>")
+}
+
+#[test]
+fn the_rollout_becoming_ready_or_blocked_is_an_event_once() {
+    let dir = TempDir::new("watch-rollout");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let day = 86_400;
+    for db in databases(dir.path(), "rollout") {
+        let dns = Dns::start(&zone(true, "none"));
+        let hook = Webhook::start();
+        let cfg = config(&dir, &db.url, &dns, &hook, None);
+        // 20 days of aligned SES mail at p=none: ready for the testing step of quarantine.
+        let reports = dir.join(&format!("reports-{}", db.kind));
+        std::fs::create_dir_all(&reports).unwrap();
+        for d in 1..=20 {
+            std::fs::write(
+                reports.join(format!("r{d}.xml")),
+                report(&format!("day-{d}-{}", db.kind), now - d * day, &[("192.0.2.10", 40, true)]),
+            )
+            .unwrap();
+        }
+        let o = ses_dmarc(&["reports", "ingest", reports.to_str().unwrap(), "--database", &db.url]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let first = watch_run(&cfg, now);
+        assert!(kinds_of(&first, "watched.test").contains(&"rollout-ready none".to_string()), "{first}");
+        assert!(!kinds_of(&first, "quiet.test").iter().any(|k| k.starts_with("rollout")), "{first}");
+        let ready = first["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["events"].as_array().unwrap().iter())
+            .find(|e| e["kind"] == "rollout-ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["severity"], "info");
+        assert_eq!(ready["before"], "v=DMARC1; p=none; rua=mailto:dmarc@watched.test");
+        assert_eq!(ready["after"], "v=DMARC1; p=quarantine; pct=0; rua=mailto:dmarc@watched.test; t=y");
+        assert!(ready["fix"].as_str().unwrap().contains("rollout watched.test --apply --route53"), "{ready}");
+        // Still ready the next day: not news.
+        let second = watch_run(&cfg, now + day);
+        assert!(!kinds_of(&second, "watched.test").iter().any(|k| k.starts_with("rollout")), "{second}");
+        // Then a day of unaligned SES mail: no longer ready, once.
+        let bad = dir.join(&format!("bad-{}.xml", db.kind));
+        std::fs::write(&bad, unaligned_ses_report(&format!("bad-{}", db.kind), now + day, 1000)).unwrap();
+        ses_dmarc(&["reports", "ingest", bad.to_str().unwrap(), "--database", &db.url]);
+        let third = watch_run(&cfg, now + 2 * day);
+        let k3 = kinds_of(&third, "watched.test");
+        assert!(k3.contains(&"rollout-blocked none".to_string()), "{k3:?}");
+        let fourth = watch_run(&cfg, now + 3 * day);
+        assert!(!kinds_of(&fourth, "watched.test").iter().any(|k| k.starts_with("rollout")), "{fourth}");
+        let _ = dns.server();
+    }
+}
