@@ -55,7 +55,7 @@ pub(crate) struct IngestArgs {
     pub(crate) inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub(crate) db: DatabaseArg,
-    /// Largest decompressed size of one report, in MB.
+    /// Largest decompressed size of one input (every member at every level together), in MB.
     #[arg(long, value_name = "MB", default_value_t = 256)]
     pub(crate) max_size: u64,
     #[arg(long, short = 'f', value_enum, default_value_t = OutFormat::Human)]
