@@ -11,7 +11,7 @@ use ses_dmarc_audit::{DomainReport, Expectations, FindingSeverity, RecordGroup};
 use ses_dmarc_dns::RecordType;
 use ses_dmarc_ops::check::{self, CheckJob};
 use ses_dmarc_ops::dns::ConfiguredResolver;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,10 +96,10 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<Exit> {
 
     let lines: Box<dyn Iterator<Item = std::io::Result<String>>> = match &args.file {
         None => Box::new(std::iter::empty()),
-        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock().lines()),
+        Some(p) if p.as_os_str() == "-" => Box::new(check::bounded_lines(std::io::stdin().lock())),
         Some(p) => {
             let f = std::fs::File::open(p).with_context(|| format!("cannot read --file {}", p.display()))?;
-            Box::new(std::io::BufReader::new(f).lines())
+            Box::new(check::bounded_lines(std::io::BufReader::new(f)))
         }
     };
     let bad_input = std::cell::Cell::new(0usize);

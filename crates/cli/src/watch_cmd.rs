@@ -167,7 +167,7 @@ async fn add(args: AddArgs) -> anyhow::Result<Exit> {
                 std::fs::File::open(path).with_context(|| format!("cannot read --file {}", path.display()))?,
             ))
         };
-        for (i, line) in reader.lines().enumerate() {
+        for (i, line) in check::bounded_lines(reader).enumerate() {
             let line = line.with_context(|| format!("{} line {}", path.display(), i + 1))?;
             match check::parse_line(&line, &base) {
                 Ok(Some(job)) => jobs.push(job),

@@ -128,9 +128,87 @@ pub fn check_all<'r, R: Resolver>(
         .buffer_unordered(in_flight.clamp(1, 4096))
 }
 
+/// The longest line of a `--file` (a domain and its overrides fit in far less).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The lines of a domain list, each at most [`MAX_LINE`] bytes: a longer line is an error
+/// (read past, never held whole), so one huge line cannot take the memory.
+pub fn bounded_lines<R: std::io::BufRead>(mut reader: R) -> impl Iterator<Item = std::io::Result<String>> {
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut line = Vec::new();
+        let mut too_long = false;
+        loop {
+            let buf = match reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
+            };
+            if buf.is_empty() {
+                done = true;
+                if line.is_empty() && !too_long {
+                    return None;
+                }
+                break;
+            }
+            let (chunk, found) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (&buf[..i], Some(i + 1)),
+                None => (buf, None),
+            };
+            if !too_long {
+                if line.len() + chunk.len() > MAX_LINE {
+                    too_long = true;
+                    line = Vec::new();
+                } else {
+                    line.extend_from_slice(chunk);
+                }
+            }
+            let used = found.unwrap_or(buf.len());
+            reader.consume(used);
+            if found.is_some() {
+                break;
+            }
+        }
+        if too_long {
+            return Some(Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("longer than {MAX_LINE} bytes: not a domain line"),
+            )));
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Some(
+            String::from_utf8(line).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_lines_refuse_a_huge_line_and_go_on() {
+        let text = format!("a.test\r\n{}\nb.test mail-from=m\nlast.test", "x".repeat(MAX_LINE + 10));
+        let lines: Vec<Result<String, String>> = bounded_lines(std::io::BufReader::with_capacity(100, text.as_bytes()))
+            .map(|l| l.map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines[0].as_deref(), Ok("a.test"));
+        assert!(lines[1].as_ref().unwrap_err().contains("longer than 65536 bytes"));
+        assert_eq!(lines[2].as_deref(), Ok("b.test mail-from=m"));
+        assert_eq!(lines[3].as_deref(), Ok("last.test"));
+        assert_eq!(bounded_lines(&b""[..]).count(), 0);
+        assert_eq!(bounded_lines(&b"\n"[..]).map(|l| l.unwrap()).collect::<Vec<_>>(), [""]);
+        assert!(bounded_lines(&b"\xff\n"[..]).next().unwrap().is_err());
+    }
 
     #[test]
     fn lines() {

@@ -140,10 +140,13 @@ fn inflate(
     origin: &str,
     mut reader: impl Read,
     compressed: &dyn Fn() -> u64,
+    size_hint: u64,
     budget: &mut Budget,
 ) -> Result<Vec<u8>, UnpackError> {
     let limits = budget.limits;
-    let mut out = Vec::new();
+    // A declared size (zip) is only a hint: never more than the budget allows, and the
+    // limits are still checked on what comes out.
+    let mut out = Vec::with_capacity(size_hint.min(budget.left).min(limits.max_size) as usize);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let n = match reader.read(&mut chunk) {
@@ -195,6 +198,21 @@ pub fn unpack(origin: &str, data: &[u8], limits: &UnpackLimits) -> Vec<Result<It
 
 type Each<'e> = dyn FnMut(Result<Item, UnpackError>) + 'e;
 
+/// As [`walk`], for decompressed bytes: a report is handed on as it is, not copied (a
+/// 200 MB member would otherwise be held twice).
+fn walk_owned(origin: &str, data: Vec<u8>, budget: &mut Budget, depth: usize, out: &mut Each<'_>) {
+    if depth <= budget.limits.max_depth && is_aggregate_xml(&data) {
+        out(Ok(Item { origin: origin.to_string(), content: Content::Aggregate(data) }));
+    } else {
+        walk(origin, &data, budget, depth, out);
+    }
+}
+
+fn is_aggregate_xml(data: &[u8]) -> bool {
+    let trimmed = skip_bom_and_space(data);
+    is_wide_xml(data) || (trimmed.starts_with(b"<") && mentions_feedback(trimmed))
+}
+
 fn walk(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut Each<'_>) {
     let limits = budget.limits;
     if depth > limits.max_depth {
@@ -206,8 +224,8 @@ fn walk(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut 
         // caught at its first megabyte, not at its end.
         let consumed = std::cell::Cell::new(0u64);
         let counted = CountingSlice { data, at: &consumed };
-        match inflate(origin, GzMembers::new(counted), &|| consumed.get(), budget) {
-            Ok(inner) => walk(origin, &inner, budget, depth + 1, out),
+        match inflate(origin, GzMembers::new(counted), &|| consumed.get(), 0, budget) {
+            Ok(inner) => walk_owned(origin, inner, budget, depth + 1, out),
             Err(e) => out(Err(e)),
         }
         return;
@@ -308,8 +326,8 @@ fn unzip(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut
                 }
                 let name = file.name().map(|n| n.to_string()).unwrap_or_else(|_| format!("#{i}"));
                 let member = format!("{origin}!{name}");
-                let compressed = file.compressed_size();
-                (member.clone(), inflate(&member, file, &|| compressed, budget))
+                let (compressed, declared) = (file.compressed_size(), file.size());
+                (member.clone(), inflate(&member, file, &|| compressed, declared, budget))
             }
             Err(e) => {
                 out(Err(err(&format!("{origin}!#{i}"), format!("cannot read this zip member: {e}"))));
@@ -317,7 +335,7 @@ fn unzip(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut
             }
         };
         match result {
-            Ok(inner) => walk(&name, &inner, budget, depth + 1, out),
+            Ok(inner) => walk_owned(&name, inner, budget, depth + 1, out),
             Err(e) => out(Err(e)),
         }
     }
