@@ -1,17 +1,26 @@
-//! `ses-dmarc ses status|set-mail-from`, `ses-dmarc apply --route53`, and `--from-ses` for
-//! `plan` and `check`. The AWS calls need the `aws` feature (on by default); without it
-//! these commands say so and exit 2.
+//! `ses-dmarc ses status|account|set-mail-from`, `ses-dmarc apply --route53`, and
+//! `--from-ses` for `plan` and `check`. The AWS calls need the `aws` feature (on by
+//! default); without it these commands say so and exit 2.
 
 use crate::Exit;
 use crate::dns_args::DnsArgs;
 use crate::plan_cmd::{MxFailureArg, PlanInputArgs};
+use crate::reports_cmd::DatabaseArg;
 use crate::style::{self, OutFormat, Style, count};
 use clap::{Args, Subcommand};
+use ses_dmarc_ops::OpsError;
 use ses_dmarc_ops::apply::{ApplyOptions, ApplyReport, apply_route53};
-use ses_dmarc_ops::ses_status::{DnsState, RegionStatus, mail_from_problems, set_mail_from as call_set_mail_from};
+use ses_dmarc_ops::ses_status::{
+    DnsState, DomainStatus, StatusOptions, mail_from_problems, set_mail_from as call_set_mail_from,
+};
+use ses_dmarc_ses::account::{
+    AccountFinding, AccountStatus, BOUNCE, COMPLAINT, Rate, RateThresholds, Severity, percent,
+};
 use ses_dmarc_ses::identity::NeededType;
 use ses_dmarc_ses::plan::{AdviceLevel, MxFailureBehavior};
 use ses_dmarc_ses::route53::ChangeKind;
+use ses_dmarc_ses::{AwsError, AwsErrorKind};
+use ses_dmarc_store::{Location, OpenMode};
 use std::io::Write;
 
 #[derive(Debug, Subcommand)]
@@ -19,13 +28,17 @@ pub(crate) enum SesCommand {
     /// What SES says about a domain identity (verification, DKIM, MAIL FROM), what each
     /// state means, and whether the records SES looks for are in DNS.
     Status(StatusArgs),
+    /// The SES account in each region: production access or the sandbox, sending enabled
+    /// or paused, the enforcement status, the quota, and the bounce and complaint rates
+    /// against AWS's thresholds.
+    Account(AccountArgs),
     /// Tell SES to use the custom MAIL FROM domain, once its MX and SPF are published.
     SetMailFrom(SetMailFromArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 verified and complete; 1 something needs doing (see the advice); 3 AWS could not be asked; 2 usage error."
+    after_help = "Exit codes: 0 verified and complete; 1 something needs doing (see the advice and the account's findings); 3 AWS could not be asked about the identity; 2 usage error."
 )]
 pub(crate) struct StatusArgs {
     /// The domain identity in SES (the From: domain), e.g. example.com.
@@ -39,8 +52,33 @@ pub(crate) struct StatusArgs {
     /// Do not look the records up in DNS.
     #[arg(long)]
     pub(crate) no_dns: bool,
+    /// Do not ask for the account in each region (sandbox, sending, enforcement, rates).
+    #[arg(long)]
+    pub(crate) no_account: bool,
+    // The reports read for the regions SES sends from (default: the default database, when
+    // it exists).
+    #[command(flatten)]
+    pub(crate) db: DatabaseArg,
+    /// Days of reports read for the regions SES sends from.
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub(crate) days: i64,
     #[command(flatten)]
     pub(crate) dns: DnsArgs,
+    #[arg(long, short = 'f', value_enum, default_value_t = OutFormat::Human)]
+    pub(crate) format: OutFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 nothing to do; 1 something needs doing (the sandbox, sending paused, under review, a rate at or above AWS's review threshold); 3 some facts could not be had (a permission missing, AWS unreachable) and nothing needs doing; 2 usage error."
+)]
+pub(crate) struct AccountArgs {
+    /// SES region(s) to ask (repeatable or comma-separated): each region's account is separate.
+    #[arg(long = "region", short = 'r', value_name = "REGION", required = true)]
+    pub(crate) regions: Vec<String>,
+    /// Another SES and CloudWatch endpoint (default: AWS_ENDPOINT_URL, else AWS's own).
+    #[arg(long, value_name = "URL")]
+    pub(crate) endpoint_url: Option<String>,
     #[arg(long, short = 'f', value_enum, default_value_t = OutFormat::Human)]
     pub(crate) format: OutFormat,
 }
@@ -97,6 +135,7 @@ pub(crate) struct ApplyArgs {
 pub(crate) async fn run_ses(cmd: SesCommand) -> anyhow::Result<Exit> {
     match cmd {
         SesCommand::Status(a) => status(a).await,
+        SesCommand::Account(a) => account(a).await,
         SesCommand::SetMailFrom(a) => set_mail_from(a).await,
     }
 }
@@ -105,43 +144,157 @@ async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
     let domain = ses_dmarc_ops::check::domain(&args.domain)?;
     let regions = ses_dmarc_ops::check::regions(&args.regions)?;
     let resolver = if args.no_dns { None } else { Some(args.dns.resolver(&domain, 16)?) };
-    let results = ses_dmarc_ops::ses_status::status(
-        &domain,
-        &regions,
-        args.endpoint_url.as_deref(),
-        resolver.as_ref(),
-        ses_dmarc_ops::now(),
-    )
-    .await;
-    let failed = results.iter().any(|r| r.error.is_some());
-    let needs_work = results.iter().any(RegionStatus::needs_work);
+    // The reports: the database given, or the default one when it exists (none is created).
+    let db = match &args.db.database {
+        Some(_) => Some(args.db.open(OpenMode::Existing).await?),
+        None => match Location::default_location() {
+            Location::Sqlite(path) if path.exists() => args.db.open(OpenMode::Existing).await.ok(),
+            _ => None,
+        },
+    };
+    let options = StatusOptions {
+        endpoint_url: args.endpoint_url.as_deref(),
+        account: !args.no_account,
+        reports: db.as_ref().map(|d| (d, args.days)),
+        now: ses_dmarc_ops::now(),
+    };
+    let result = ses_dmarc_ops::ses_status::domain_status(&domain, &regions, resolver.as_ref(), options).await;
+    if result.regions.iter().any(|r| r.error_kind == Some(AwsErrorKind::NotBuilt)) {
+        return Err(OpsError::from(AwsError::not_built()).into());
+    }
     let mut out = std::io::stdout().lock();
     match args.format {
-        OutFormat::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"domain": domain, "regions": results}))?
-        )?,
-        OutFormat::Human => print_status(&mut out, &domain, &results)?,
+        OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?,
+        OutFormat::Human => print_status(&mut out, &result, options.now)?,
     }
-    Ok(if failed {
+    Ok(if result.failed() {
         Exit::Unknown
-    } else if needs_work {
+    } else if result.needs_work() {
         Exit::Problems
     } else {
         Exit::Success
     })
 }
 
-fn print_status(out: &mut impl Write, domain: &str, results: &[RegionStatus]) -> anyhow::Result<()> {
+async fn account(args: AccountArgs) -> anyhow::Result<Exit> {
+    let regions = ses_dmarc_ops::check::regions(&args.regions)?;
+    let now = ses_dmarc_ops::now();
+    let results = ses_dmarc_ops::ses_account::accounts(&regions, args.endpoint_url.as_deref(), now).await;
+    if results.iter().flat_map(|a| &a.errors).any(|e| e.kind == AwsErrorKind::NotBuilt) {
+        return Err(OpsError::from(AwsError::not_built()).into());
+    }
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?,
+        OutFormat::Human => {
+            let s = Style::for_stdout();
+            for a in &results {
+                writeln!(out, "{}", s.bold(&format!("SES account in {}", a.region)))?;
+                print_account(&mut out, a, now, "  ")?;
+            }
+        }
+    }
+    Ok(if results.iter().any(AccountStatus::needs_work) {
+        Exit::Problems
+    } else if results.iter().any(|a| !a.errors.is_empty()) {
+        Exit::Unknown
+    } else {
+        Exit::Success
+    })
+}
+
+fn rate_line(rate: Option<&Rate>, t: &RateThresholds, now: i64) -> String {
+    let limits = format!("review at {}, pause at {}", percent(t.review), percent(t.pause));
+    match rate {
+        Some(r) => {
+            let hours = (now - r.at).max(0) / 3600;
+            format!("{} {} ({limits}; {} h old)", percent(r.rate), r.level.as_str(), hours)
+        }
+        None => format!("unknown ({limits})"),
+    }
+}
+
+fn finding_mark(s: Style, f: &AccountFinding) -> String {
+    match f.severity {
+        Severity::Error => s.red("x"),
+        Severity::Warning => s.yellow("!"),
+        Severity::Info => s.dim("-"),
+        Severity::Unknown => s.yellow("?"),
+    }
+}
+
+/// The account in one region, as lines under `indent`.
+fn print_account(out: &mut dyn Write, a: &AccountStatus, now: i64, indent: &str) -> anyhow::Result<()> {
     let s = Style::for_stdout();
-    for r in results {
+    let unknown = || "unknown".to_string();
+    let num = |n: f64| if n.fract() == 0.0 { format!("{}", n as i64) } else { format!("{n}") };
+    let quota = match (a.max_24h_send, a.max_send_rate) {
+        (Some(d), Some(r)) => {
+            let sent = a.sent_last_24h.map(|n| format!("; {} sent in the last 24 hours", num(n))).unwrap_or_default();
+            format!(" ({} a day, {} a second{sent})", num(d), num(r))
+        }
+        _ => String::new(),
+    };
+    let access = match a.production_access {
+        Some(true) => "production".to_string(),
+        Some(false) => s.yellow("sandbox"),
+        None => unknown(),
+    };
+    writeln!(out, "{indent}access       {access}{quota}")?;
+    let sending = match a.sending_enabled {
+        Some(true) => "enabled".to_string(),
+        Some(false) => s.red("paused"),
+        None => unknown(),
+    };
+    writeln!(out, "{indent}sending      {sending}")?;
+    writeln!(out, "{indent}enforcement  {}", a.enforcement_status.clone().unwrap_or_else(unknown))?;
+    writeln!(out, "{indent}bounce       {}", rate_line(a.bounce.as_ref(), &BOUNCE, now))?;
+    writeln!(out, "{indent}complaint    {}", rate_line(a.complaint.as_ref(), &COMPLAINT, now))?;
+    for set in &a.configuration_sets {
+        let part =
+            |r: Option<&Rate>| r.map(|r| format!("{} {}", percent(r.rate), r.level.as_str())).unwrap_or(unknown());
+        writeln!(
+            out,
+            "{indent}  configuration set {}: bounce {}, complaint {}",
+            set.name,
+            part(set.bounce.as_ref()),
+            part(set.complaint.as_ref())
+        )?;
+    }
+    for f in &a.findings {
+        writeln!(out, "{indent}{} {} {}", finding_mark(s, f), f.message, s.dim(&format!("[{}]", f.code)))?;
+        if let Some(fix) = f.fix.as_deref().filter(|_| f.severity != Severity::Info) {
+            writeln!(out, "{indent}    {} {fix}", s.dim("fix:"))?;
+        }
+    }
+    for e in &a.errors {
+        writeln!(out, "{indent}{} {} ({}): {}", s.yellow("error:"), e.operation, e.permission, e.message)?;
+    }
+    for n in &a.notes {
+        writeln!(out, "{indent}{} {n}", s.dim("note:"))?;
+    }
+    Ok(())
+}
+
+fn print_status(out: &mut impl Write, status: &DomainStatus, now: i64) -> anyhow::Result<()> {
+    let s = Style::for_stdout();
+    let domain = &status.domain;
+    for r in &status.regions {
         writeln!(out, "{}", s.bold(&format!("{domain} in SES {}", r.region)))?;
         if let Some(e) = &r.error {
             writeln!(out, "  {} {e}", s.red("error:"))?;
-            continue;
         }
-        let Some(id) = &r.identity else { continue };
+        let account = |out: &mut dyn Write| -> anyhow::Result<()> {
+            if let Some(a) = &r.account {
+                writeln!(out, "  {}", s.dim(&format!("the SES account in {}:", r.region)))?;
+                print_account(out, a, now, "    ")?;
+            }
+            Ok(())
+        };
+        let Some(id) = &r.identity else {
+            account(out)?;
+            continue;
+        };
         if id.exists {
             let state = |st: Option<ses_dmarc_ses::identity::State>| st.map(|x| x.as_str()).unwrap_or("unknown");
             writeln!(out, "  identity   {}", state(id.verification))?;
@@ -208,6 +361,31 @@ fn print_status(out: &mut impl Write, domain: &str, results: &[RegionStatus]) ->
         for n in id.notes.iter() {
             writeln!(out, "  {} {n}", s.dim("note:"))?;
         }
+        account(out)?;
+    }
+    if let Some(seen) = &status.reports {
+        let regions: Vec<String> = seen.regions.iter().map(|r| format!("{} {}", r.region, r.messages)).collect();
+        writeln!(out, "{}", s.bold(&format!("SES mail for {domain} in the reports of the last {} days", seen.days)))?;
+        writeln!(
+            out,
+            "  {} messages from SES; by region: {}{}",
+            seen.ses_messages,
+            if regions.is_empty() { "none named".to_string() } else { regions.join(", ") },
+            if seen.unattributed > 0 {
+                format!("; {} without a region in their names", seen.unattributed)
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    for f in &status.findings {
+        writeln!(out, "  {} {} {}", finding_mark(s, f), f.message, s.dim(&format!("[{}]", f.code)))?;
+        if let Some(fix) = &f.fix {
+            writeln!(out, "      {} {fix}", s.dim("fix:"))?;
+        }
+    }
+    for n in &status.notes {
+        writeln!(out, "{} {n}", s.dim("note:"))?;
     }
     Ok(())
 }

@@ -49,7 +49,8 @@ enum Command {
     Reports(reports_cmd::ReportsCommand),
     /// Say from the stored reports when p=none can become quarantine, then reject.
     Rollout(reports_cmd::RolloutArgs),
-    /// Amazon SES itself: an identity's status and advice; set the custom MAIL FROM.
+    /// Amazon SES itself: an identity's status and advice, the account in each region
+    /// (sandbox, sending, reputation); set the custom MAIL FROM.
     #[command(subcommand)]
     Ses(aws_cmd::SesCommand),
     /// Apply the plan to a Route 53 hosted zone: a diff, then one change batch.

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod events;
 pub mod report_watch;
 pub mod schedule;
+pub mod ses_changes;
 pub mod watch;
 
 pub use config::{Config, ConfigError};

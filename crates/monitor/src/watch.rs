@@ -167,9 +167,16 @@ pub async fn run_pass<R: Resolver>(
     Ok(report)
 }
 
-/// The SES facts of a domain, per region, as the watch compares them: verification,
-/// DKIM status and signing, MAIL FROM status.
-async fn ses_facts(domain: &str, regions: &[String]) -> Result<BTreeMap<String, String>, String> {
+/// The SES facts of a domain, per region, as the watch compares them: verification, DKIM
+/// status and signing, MAIL FROM status; and the account there (production access,
+/// sending, enforcement status, the rates) under `account:<region>`, levels not yet
+/// settled against the previous check ([`crate::ses_changes::settle`]). The second value
+/// names the account calls that failed (the rest is still compared).
+async fn ses_facts(
+    domain: &str,
+    regions: &[String],
+    now: i64,
+) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
     let mut out = BTreeMap::new();
     for (region, answer) in ses_dmarc_ops::ses_status::identity_statuses(domain, regions, None).await {
         let status = answer.map_err(|e| e.message)?;
@@ -191,7 +198,18 @@ async fn ses_facts(domain: &str, regions: &[String]) -> Result<BTreeMap<String, 
         };
         out.insert(region, text);
     }
-    Ok(out)
+    let mut failures = Vec::new();
+    for account in ses_dmarc_ops::ses_account::accounts(regions, None, now).await {
+        let raw = crate::ses_changes::account_facts(&account, None);
+        out.insert(crate::ses_changes::account_key(&account.region), serde_json::to_string(&raw).unwrap_or_default());
+        failures.extend(
+            account
+                .errors
+                .iter()
+                .map(|e| format!("SES account in {}: {} ({})", account.region, e.message, e.permission)),
+        );
+    }
+    Ok((out, failures))
 }
 
 struct Previous {
@@ -229,8 +247,13 @@ pub async fn check_one<R: Resolver>(
             Ok(e) => expectations = e,
             Err(e) => outcome.error = Some(format!("SES could not be asked: {e}")),
         }
-        match ses_facts(&domain, &base.regions).await {
-            Ok(f) => ses_now = Some(f),
+        match ses_facts(&domain, &base.regions, now).await {
+            Ok((facts, failures)) => {
+                ses_now = Some(facts);
+                if let Some(first) = failures.into_iter().next() {
+                    outcome.error.get_or_insert(first);
+                }
+            }
             Err(e) => {
                 outcome.error.get_or_insert(format!("SES could not be asked: {e}"));
             }
@@ -277,30 +300,15 @@ async fn write_check(
     let previous_failures: BTreeMap<String, u32> =
         prev.state.as_ref().and_then(|s| serde_json::from_str(&s.failures).ok()).unwrap_or_default();
     let mut changes = compare(&domain, previous_state.as_ref(), &previous_failures, &state, &failed, settings, now);
-    // What SES says, compared with the last check.
+    // What SES says, compared with the last check (account rates settled with hysteresis).
     let previous_ses: Option<BTreeMap<String, String>> =
         prev.state.as_ref().and_then(|s| s.ses.as_deref()).and_then(|t| serde_json::from_str(t).ok());
+    let mut ses_now = ses_now;
+    if let Some(now_facts) = ses_now.as_mut() {
+        crate::ses_changes::settle(now_facts, previous_ses.as_ref());
+    }
     if let (Some(before), Some(after)) = (&previous_ses, &ses_now) {
-        for (region, now_text) in after {
-            let Some(then) = before.get(region) else { continue };
-            if then != now_text {
-                let worse = ["FAILED", "TEMPORARY_FAILURE", "PENDING", "not an identity", "signing off"]
-                    .iter()
-                    .any(|w| now_text.contains(w) && !then.contains(w));
-                let mut e = Event::new(
-                    now,
-                    Some(&domain),
-                    EventKind::SesStatusChanged,
-                    if worse { Severity::Error } else { Severity::Info },
-                    format!("SES {region}: {then} → {now_text}"),
-                );
-                e.subject = Some(region.clone());
-                e.before = Some(then.clone());
-                e.after = Some(now_text.clone());
-                e.fix = Some(format!("`ses-dmarc ses status {domain} --region {region}` says what each state means"));
-                changes.events.push(e);
-            }
-        }
+        changes.events.extend(crate::ses_changes::ses_events(&domain, before, after, now));
     }
     // What the reports say.
     let open: BTreeSet<String> = prev.open.iter().map(|p| p.problem.clone()).collect();

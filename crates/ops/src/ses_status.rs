@@ -1,12 +1,17 @@
 //! What SES says about a domain identity, what each state means, and whether the records
-//! SES looks for are in DNS; setting the custom MAIL FROM once its records are published.
+//! SES looks for are in DNS; the account in each region beside it, and the regions the
+//! reports show SES sending from; setting the custom MAIL FROM once its records are
+//! published.
 
 use crate::OpsError;
+use crate::ses_account::{SesRegionsSeen, accounts, region_findings, ses_regions_seen};
 use serde::Serialize;
 use ses_dmarc_dns::{Outcome, Rdata, RecordType, Resolver};
+use ses_dmarc_ses::account::{AccountFinding, AccountStatus, Severity};
 use ses_dmarc_ses::identity::{IdentityStatus, NeededRecord, NeededType, StatusAdvice, advise};
 use ses_dmarc_ses::plan::{AdviceLevel, MxFailureBehavior};
 use ses_dmarc_ses::{AwsError, AwsErrorKind};
+use ses_dmarc_store::Database;
 
 /// What DNS holds for a record SES looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,14 +62,93 @@ pub struct RegionStatus {
     /// The kind of that failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<AwsErrorKind>,
+    /// The SES account in the region (not asked with `--no-account`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountStatus>,
 }
 
 impl RegionStatus {
-    /// Whether something needs doing: a warning, or a record not (rightly) in DNS.
+    /// Whether something needs doing: a warning, a record not (rightly) in DNS, or an
+    /// account finding of severity error or warning.
     pub fn needs_work(&self) -> bool {
         self.advice.iter().any(|a| a.level == AdviceLevel::Warning)
             || self.records.iter().any(|x| !matches!(x.dns, DnsState::Ok | DnsState::OtherRegion | DnsState::Unchecked))
+            || self.account.as_ref().is_some_and(AccountStatus::needs_work)
     }
+}
+
+/// `ses status` as a whole: each region, the regions the reports show SES sending from,
+/// and what those mean.
+#[derive(Debug, Serialize)]
+pub struct DomainStatus {
+    /// The domain.
+    pub domain: String,
+    /// Each region asked.
+    pub regions: Vec<RegionStatus>,
+    /// Where the stored reports show SES mail from (null: no reports read).
+    pub reports: Option<SesRegionsSeen>,
+    /// Findings across regions (`ses-region-unverified`, `ses-region-not-checked`).
+    pub findings: Vec<AccountFinding>,
+    /// Remarks (reports that could not be read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl DomainStatus {
+    /// Whether something needs doing in any region, or across them.
+    pub fn needs_work(&self) -> bool {
+        self.regions.iter().any(RegionStatus::needs_work)
+            || self.findings.iter().any(|f| matches!(f.severity, Severity::Error | Severity::Warning))
+    }
+
+    /// Whether SES could not be asked about the identity in some region (the account's
+    /// failures are shown in its section and do not count here).
+    pub fn failed(&self) -> bool {
+        self.regions.iter().any(|r| r.error.is_some())
+    }
+}
+
+/// What `ses status` reads beside the identities.
+#[derive(Clone, Copy)]
+pub struct StatusOptions<'a> {
+    /// Another SES endpoint.
+    pub endpoint_url: Option<&'a str>,
+    /// Ask for the account in each region too.
+    pub account: bool,
+    /// The stored reports, and how many days of them, for the regions SES sends from.
+    pub reports: Option<(&'a Database, i64)>,
+    /// Now, in seconds since 1970.
+    pub now: i64,
+}
+
+/// `ses status` with everything: [`status`], the account per region, and the regions the
+/// reports show SES mail from.
+pub async fn domain_status<R: Resolver>(
+    domain: &str,
+    regions: &[String],
+    resolver: Option<&R>,
+    options: StatusOptions<'_>,
+) -> DomainStatus {
+    let mut results = status(domain, regions, options.endpoint_url, resolver, options.now).await;
+    if options.account {
+        for (r, account) in results.iter_mut().zip(accounts(regions, options.endpoint_url, options.now).await) {
+            r.account = Some(account);
+        }
+    }
+    let mut out =
+        DomainStatus { domain: domain.to_string(), regions: results, reports: None, findings: vec![], notes: vec![] };
+    if let Some((db, days)) = options.reports {
+        match ses_regions_seen(db, domain, days, resolver, options.now).await {
+            Ok(seen) => {
+                let identities: Vec<(String, Option<&IdentityStatus>)> =
+                    out.regions.iter().map(|r| (r.region.clone(), r.identity.as_ref())).collect();
+                out.findings = region_findings(domain, &identities, &seen);
+                out.reports = Some(seen);
+            }
+            Err(e) => out.notes.push(format!("the stored reports could not be read: {e}")),
+        }
+    }
+    out
 }
 
 /// The error for a domain that is not an SES identity in `region`.
@@ -173,6 +257,7 @@ pub async fn status<R: Resolver>(
                     records,
                     error: None,
                     error_kind: None,
+                    account: None,
                 });
             }
             Err(e) => results.push(RegionStatus {
@@ -182,6 +267,7 @@ pub async fn status<R: Resolver>(
                 records: vec![],
                 error: Some(e.message),
                 error_kind: Some(e.kind),
+                account: None,
             }),
         }
     }

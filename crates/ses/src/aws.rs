@@ -1,10 +1,13 @@
 //! The AWS calls: SES identities (SES v1 for verification, DKIM and MAIL FROM, the calls
 //! every SES endpoint and emulator implement; SES v2's GetEmailIdentity for what only it
 //! tells: signing zone, key lengths, DEED origin, when the keys were made), the MAIL FROM
-//! setting, and Route 53 zones and changes. Credentials and region settings come from the
+//! setting, the account in a region (SES v2 GetAccount, SES v1's quota and sending flag
+//! where GetAccount cannot be had; CloudWatch's reputation metrics), and Route 53 zones and
+//! changes. Credentials and region settings come from the
 //! standard AWS chain (environment, profile, SSO, instance role); `endpoint_url` (or
 //! `AWS_ENDPOINT_URL`) points elsewhere. Errors are said in plain words with the fix.
 
+use crate::account::{AccountStatus, CallError, ConfigurationSetRates, ProductionAccessRequest};
 use crate::aws_error::{AwsError, AwsErrorKind};
 use crate::identity::{DkimState, IdentityStatus, MailFromState, State};
 use crate::plan::MxFailureBehavior;
@@ -16,9 +19,16 @@ use std::time::Duration;
 fn service_of(operation: &str) -> &'static str {
     if operation.contains("HostedZone") || operation.contains("ResourceRecordSets") || operation == "GetChange" {
         "route53"
+    } else if operation == "GetMetricData" || operation == "ListMetrics" {
+        "cloudwatch"
     } else {
         "ses"
     }
+}
+
+/// The IAM permission an operation needs (`ses:GetAccount`, `cloudwatch:GetMetricData`).
+pub fn permission_of(operation: &str) -> String {
+    format!("{}:{operation}", service_of(operation))
 }
 
 /// The innermost cause of an error, in its own words (`Connection refused (os error
@@ -45,10 +55,13 @@ fn no_credentials(context: &str) -> String {
     }
 }
 
-fn explain<E, R>(operation: &'static str, endpoint: &str, err: SdkError<E, R>) -> AwsError
+fn explain<E>(
+    operation: &'static str,
+    endpoint: &str,
+    err: SdkError<E, aws_sdk_ses::config::http::HttpResponse>,
+) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let code = err.code().unwrap_or_default().to_string();
     let detail = err.message().unwrap_or_default().to_string();
@@ -90,6 +103,17 @@ where
             ),
             _ if context.to_ascii_lowercase().contains("credential") => {
                 (AwsErrorKind::NoCredentials, no_credentials(&context))
+            }
+            // An answer that is no AWS error: an endpoint (an emulator, a proxy) that does
+            // not implement the call.
+            _ if err.raw_response().is_some_and(|r| !r.status().is_success()) => {
+                let status = err.raw_response().map(|r| r.status().as_u16()).unwrap_or_default();
+                (
+                    AwsErrorKind::Other,
+                    format!(
+                        "{operation}: {endpoint} answered HTTP {status} with no AWS error in it: does it implement this call (an emulator, a proxy)?"
+                    ),
+                )
             }
             SdkError::DispatchFailure(_) => (
                 AwsErrorKind::Unreachable,
@@ -294,6 +318,261 @@ impl Ses {
             .map_err(|e| explain("SetIdentityMailFromDomain", &self.endpoint, e))?;
         Ok(())
     }
+}
+
+fn call_error(operation: &'static str, e: AwsError) -> CallError {
+    CallError { operation, permission: permission_of(operation), kind: e.kind, message: e.message }
+}
+
+/// Failures after which the other calls to the same endpoint would fail alike.
+fn stops_everything(kind: AwsErrorKind) -> bool {
+    matches!(
+        kind,
+        AwsErrorKind::Unreachable | AwsErrorKind::Timeout | AwsErrorKind::NoCredentials | AwsErrorKind::BadCredentials
+    )
+}
+
+impl Ses {
+    /// The account in this region into `status`: SES v2 GetAccount; where it cannot be had,
+    /// SES v1's GetSendQuota and GetAccountSendingEnabled (production access and the
+    /// enforcement status stay unknown). Each failed call is kept with the permission it
+    /// needs. Returns false when the endpoint cannot be used at all (nothing more to ask).
+    pub async fn account(&self, status: &mut AccountStatus) -> bool {
+        let ep = &self.endpoint;
+        match self.v2.get_account().send().await {
+            Ok(a) => {
+                status.production_access = Some(a.production_access_enabled());
+                status.sending_enabled = Some(a.sending_enabled());
+                status.enforcement_status = a.enforcement_status().map(str::to_string);
+                if let Some(q) = a.send_quota() {
+                    status.max_24h_send = Some(q.max24_hour_send());
+                    status.max_send_rate = Some(q.max_send_rate());
+                    status.sent_last_24h = Some(q.sent_last24_hours());
+                }
+                status.production_access_request =
+                    a.details().and_then(|d| d.review_details()).map(|r| ProductionAccessRequest {
+                        status: r.status().map(|s| s.as_str().to_string()),
+                        case_id: r.case_id().map(str::to_string),
+                    });
+                return true;
+            }
+            Err(e) => {
+                let e = explain("GetAccount", ep, e);
+                let stop = stops_everything(e.kind);
+                status.errors.push(call_error("GetAccount", e));
+                if stop {
+                    return false;
+                }
+            }
+        }
+        status.notes.push(
+            "production access and the enforcement status are unknown (SES v2 GetAccount failed); the quota and the sending flag come from SES v1"
+                .into(),
+        );
+        match self.v1.get_send_quota().send().await {
+            Ok(q) => {
+                status.max_24h_send = Some(q.max24_hour_send());
+                status.max_send_rate = Some(q.max_send_rate());
+                status.sent_last_24h = Some(q.sent_last24_hours());
+                if q.max24_hour_send() == 200.0 && q.max_send_rate() == 1.0 {
+                    status.notes.push("a quota of 200 messages a day and 1 a second is the sandbox's".into());
+                }
+            }
+            Err(e) => status.errors.push(call_error("GetSendQuota", explain("GetSendQuota", ep, e))),
+        }
+        match self.v1.get_account_sending_enabled().send().await {
+            Ok(x) => status.sending_enabled = Some(x.enabled()),
+            Err(e) => {
+                status.errors.push(call_error("GetAccountSendingEnabled", explain("GetAccountSendingEnabled", ep, e)))
+            }
+        }
+        true
+    }
+}
+
+/// One reputation series: a metric, for the account or for one configuration set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series {
+    /// `Reputation.BounceRate` or `Reputation.ComplaintRate`.
+    pub metric: &'static str,
+    /// The dimension (name, value): none for the account, `ses:configuration-set` for a set.
+    pub dimension: Option<(String, String)>,
+}
+
+/// CloudWatch in one region: SES's reputation metrics (namespace `AWS/SES`).
+pub struct CloudWatch {
+    endpoint: String,
+    client: aws_sdk_cloudwatch::Client,
+}
+
+/// How far back the latest reputation value is looked for.
+pub const REPUTATION_LOOKBACK_DAYS: i64 = 14;
+
+impl CloudWatch {
+    /// A CloudWatch client in `region`; `endpoint_url` replaces AWS's endpoint.
+    pub async fn connect(region: &str, endpoint_url: Option<&str>) -> Self {
+        let config = sdk_config(region, endpoint_url).await;
+        CloudWatch {
+            endpoint: endpoint_name(&config, "CloudWatch", region),
+            client: aws_sdk_cloudwatch::Client::new(&config),
+        }
+    }
+
+    /// The series of `metric` CloudWatch has for configuration sets (ListMetrics): SES
+    /// publishes them for sets whose reputation metrics are on.
+    pub async fn configuration_set_series(&self, metric: &'static str) -> Result<Vec<Series>, AwsError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_metrics()
+                .namespace("AWS/SES")
+                .metric_name(metric)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| explain("ListMetrics", &self.endpoint, e))?;
+            for m in page.metrics() {
+                if let [d] = m.dimensions()
+                    && let (Some(name), Some(value)) = (d.name(), d.value())
+                {
+                    let series = Series { metric, dimension: Some((name.to_string(), value.to_string())) };
+                    if !out.contains(&series) {
+                        out.push(series);
+                    }
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The latest hourly average of each series in the last
+    /// [`REPUTATION_LOOKBACK_DAYS`] days (value, seconds since 1970), in order; `None` where
+    /// CloudWatch has no value.
+    pub async fn latest(&self, series: &[Series], now: i64) -> Result<Vec<Option<(f64, i64)>>, AwsError> {
+        use aws_sdk_cloudwatch::primitives::DateTime;
+        use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+        let mut out: Vec<Option<(f64, i64)>> = vec![None; series.len()];
+        // GetMetricData takes at most 500 queries a call.
+        for (chunk_no, chunk) in series.chunks(500).enumerate() {
+            let mut request = self
+                .client
+                .get_metric_data()
+                .start_time(DateTime::from_secs(now - REPUTATION_LOOKBACK_DAYS * 86_400))
+                .end_time(DateTime::from_secs(now))
+                .scan_by(ScanBy::TimestampDescending);
+            for (i, s) in chunk.iter().enumerate() {
+                let mut metric = Metric::builder().namespace("AWS/SES").metric_name(s.metric);
+                if let Some((name, value)) = &s.dimension {
+                    metric = metric.dimensions(Dimension::builder().name(name).value(value).build());
+                }
+                let stat = MetricStat::builder().metric(metric.build()).period(3600).stat("Average").build();
+                request = request.metric_data_queries(
+                    MetricDataQuery::builder().id(format!("q{i}")).metric_stat(stat).return_data(true).build(),
+                );
+            }
+            let mut token: Option<String> = None;
+            loop {
+                let page = request
+                    .clone()
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| explain("GetMetricData", &self.endpoint, e))?;
+                for r in page.metric_data_results() {
+                    let Some(i) = r.id().and_then(|id| id.strip_prefix('q')).and_then(|n| n.parse::<usize>().ok())
+                    else {
+                        continue;
+                    };
+                    let Some(slot) = out.get_mut(chunk_no * 500 + i) else { continue };
+                    for (t, v) in r.timestamps().iter().zip(r.values()) {
+                        if v.is_finite() && slot.is_none_or(|(_, at)| t.secs() > at) {
+                            *slot = Some((*v, t.secs()));
+                        }
+                    }
+                }
+                match page.next_token() {
+                    Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How many configuration sets' rates are read at most (the rest are named in a note).
+pub const MAX_CONFIGURATION_SETS: usize = 100;
+
+/// The account in `region`: SES (GetAccount, or SES v1's quota and sending flag) and
+/// CloudWatch's reputation rates for the account and for each configuration set that has
+/// them, judged (see [`crate::account::judge`]). A call that fails is an entry in `errors`
+/// naming its permission; the rest is still asked.
+pub async fn account_status(region: &str, endpoint_url: Option<&str>, now: i64) -> AccountStatus {
+    use crate::account::{BOUNCE, COMPLAINT};
+    let mut status = AccountStatus { region: region.to_string(), ..Default::default() };
+    let ses = Ses::connect(region, endpoint_url).await;
+    if ses.account(&mut status).await {
+        let cw = CloudWatch::connect(region, endpoint_url).await;
+        let mut series = vec![
+            Series { metric: BOUNCE.metric, dimension: None },
+            Series { metric: COMPLAINT.metric, dimension: None },
+        ];
+        let mut sets: Vec<(String, String)> = Vec::new();
+        for metric in [BOUNCE.metric, COMPLAINT.metric] {
+            match cw.configuration_set_series(metric).await {
+                Ok(found) => {
+                    for s in found {
+                        if let Some(d) = &s.dimension
+                            && !sets.contains(d)
+                        {
+                            sets.push(d.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    let stop = stops_everything(e.kind);
+                    if !status.errors.iter().any(|x| x.operation == "ListMetrics") {
+                        status.errors.push(call_error("ListMetrics", e));
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        }
+        sets.sort();
+        if sets.len() > MAX_CONFIGURATION_SETS {
+            status.notes.push(format!(
+                "{} configuration sets have reputation metrics; the first {MAX_CONFIGURATION_SETS} are shown",
+                sets.len()
+            ));
+            sets.truncate(MAX_CONFIGURATION_SETS);
+        }
+        for d in &sets {
+            series.push(Series { metric: BOUNCE.metric, dimension: Some(d.clone()) });
+            series.push(Series { metric: COMPLAINT.metric, dimension: Some(d.clone()) });
+        }
+        match cw.latest(&series, now).await {
+            Ok(values) => {
+                status.set_rates(values[0], values[1]);
+                for (k, d) in sets.iter().enumerate() {
+                    let name = if d.0 == "ses:configuration-set" { d.1.clone() } else { format!("{}={}", d.0, d.1) };
+                    let (b, c) = (values[2 + 2 * k], values[3 + 2 * k]);
+                    if b.is_some() || c.is_some() {
+                        status.configuration_sets.push(ConfigurationSetRates::new(&name, b, c));
+                    }
+                }
+            }
+            Err(e) => status.errors.push(call_error("GetMetricData", e)),
+        }
+    }
+    crate::account::judge(&mut status, now);
+    status
 }
 
 /// Route 53 (a global service: its calls go to us-east-1 unless the endpoint says

@@ -1,8 +1,10 @@
 //! Amazon SES knowledge as data (regions, feedback hosts, DKIM signing zones, MAIL FROM
 //! rules), the DNS record plan with its renderings, what an SES identity's state means,
-//! and a plan's diff against a Route 53 zone. Pure, except the AWS clients in [`aws`]
+//! what an account's state in a region means (sandbox, sending, enforcement, reputation
+//! rates), and a plan's diff against a Route 53 zone. Pure, except the AWS clients in [`aws`]
 //! (feature `aws`).
 
+pub mod account;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod aws_error;

@@ -86,6 +86,18 @@ pub fn region_of_feedback_host(host: &str) -> Option<Result<&'static Region, Str
     Some(find(middle).ok_or_else(|| middle.to_string()))
 }
 
+/// The SES region a name under amazonses.com names, as DMARC reports show SES mail: the
+/// reverse name of a sending IP (`a3-11.smtp-out.eu-west-1.amazonses.com`) or the default
+/// MAIL FROM domain (`eu-west-1.amazonses.com`). `None` for names outside amazonses.com and
+/// for names without a region label (`amazonses.com`, `a8-30.smtp-out.amazonses.com`):
+/// those say SES, not where.
+pub fn region_in_ses_name(name: &str) -> Option<&'static Region> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let rest = name.strip_suffix(".amazonses.com")?;
+    let label = rest.rsplit('.').next()?;
+    find(label).filter(|r| r.code == label)
+}
+
 /// The region codes closest to a mistyped one, for "did you mean" messages.
 pub fn suggest(code: &str) -> Vec<&'static str> {
     let code = code.trim().to_ascii_lowercase();
@@ -138,5 +150,17 @@ mod tests {
         assert_eq!(suggest("us-east1")[0], "us-east-1");
         assert_eq!(suggest("eu-wset-1")[0], "eu-west-1");
         assert!(suggest("completely-wrong-name").is_empty());
+    }
+
+    #[test]
+    fn regions_in_ses_names() {
+        let code = |n: &str| region_in_ses_name(n).map(|r| r.code);
+        assert_eq!(code("a3-11.smtp-out.eu-west-1.amazonses.com"), Some("eu-west-1"));
+        assert_eq!(code("AP-SOUTHEAST-2.amazonses.com."), Some("ap-southeast-2"));
+        assert_eq!(code("a8-30.smtp-out.amazonses.com"), None);
+        assert_eq!(code("amazonses.com"), None);
+        assert_eq!(code("mail.eu-west-9.amazonses.com"), None);
+        assert_eq!(code("eu-west-1.amazonses.com.example.com"), None);
+        assert_eq!(code("eu-west-1.example.com"), None);
     }
 }

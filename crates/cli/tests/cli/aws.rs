@@ -2,7 +2,7 @@
 //! server for the calls moto implements, and against our own fake SES (AWS's response
 //! shapes) for what moto lacks. The DNS side is the in-process test DNS server.
 
-use crate::fake_aws::{FakeIdentity, FakeSes, FakeState, Moto, ses_dmarc_aws};
+use crate::fake_aws::{FakeAccount, FakeIdentity, FakeSes, FakeState, Moto, ses_dmarc_aws, ses_dmarc_aws_data};
 use crate::util::{stderr, stdout};
 use serde_json::Value;
 use std::path::Path;
@@ -40,6 +40,7 @@ fn identity(dkim_v1: &'static str, dkim_v2: &'static str) -> FakeIdentity {
         current_key: "RSA_2048_BIT",
         last_key_generation: Some(now() - 3600),
         mail_from: Some(("mail.correct.com".into(), "Success", "UseDefaultValue")),
+        regions: vec![],
     }
 }
 
@@ -199,7 +200,17 @@ fn aws_errors_are_said_in_plain_words() {
     ]);
     assert!(json_of(&o)["regions"][0]["error"].as_str().unwrap().starts_with("AWS rejected the credentials"));
     let fake = FakeSes::start(FakeState { fail_with: Some((400, "Throttling")), ..Default::default() });
-    let o = ses_dmarc_aws(&["ses", "status", "x.test", "-r", "eu-west-1", "--endpoint-url", &fake.url, "--no-dns"]);
+    let o = ses_dmarc_aws(&[
+        "ses",
+        "status",
+        "x.test",
+        "-r",
+        "eu-west-1",
+        "--endpoint-url",
+        &fake.url,
+        "--no-dns",
+        "--no-account",
+    ]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stdout(&o).contains("AWS is throttling GetIdentityVerificationAttributes"), "{}", stdout(&o));
     assert!(fake.state.lock().unwrap().requests.len() > 1, "the SDK retried before giving up");
@@ -590,4 +601,407 @@ fn moto_rollout_apply_replaces_only_the_dmarc_record() {
     let note = v["apply"]["changes"][0]["note"].as_str().unwrap();
     assert!(note.contains("the zone holds v=DMARC1; p=reject, but DNS answered v=DMARC1; p=none"), "{v}");
     assert_eq!(listed(), changed);
+}
+
+const BOUNCE: &str = "Reputation.BounceRate";
+const COMPLAINT: &str = "Reputation.ComplaintRate";
+
+fn account_codes(region: &Value) -> Vec<String> {
+    region["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_string()).collect()
+}
+
+fn permissions(region: &Value) -> Vec<String> {
+    region["errors"].as_array().unwrap().iter().map(|e| e["permission"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn ses_account_sandbox_production_paused_and_rates_per_region() {
+    let now = now();
+    let mut state = FakeState::default();
+    // eu-west-1: a new account in the sandbox, its request for production access pending;
+    // the bounce rate's latest value below 2%, the complaint rate near the review threshold.
+    let mut sandbox = FakeAccount::sandbox();
+    sandbox.review = Some(("PENDING", "case-123"));
+    state.accounts.insert("eu-west-1".into(), sandbox);
+    state.metric("eu-west-1", BOUNCE, None, &[(now - 7200, 0.012), (now - 90_000, 0.03)]);
+    state.metric("eu-west-1", COMPLAINT, None, &[(now - 7200, 0.0008)]);
+    // us-east-1: production; the rates above the thresholds, a configuration set's too.
+    state.accounts.insert("us-east-1".into(), FakeAccount::default());
+    state.metric("us-east-1", BOUNCE, None, &[(now - 3600, 0.052)]);
+    state.metric("us-east-1", COMPLAINT, None, &[(now - 3600, 0.0051)]);
+    state.metric("us-east-1", BOUNCE, Some("marketing"), &[(now - 3600, 0.11)]);
+    state.metric("us-east-1", COMPLAINT, Some("marketing"), &[(now - 3600, 0.0002)]);
+    // us-west-2: AWS paused sending; no rates.
+    state.accounts.insert(
+        "us-west-2".into(),
+        FakeAccount { sending_enabled: false, enforcement_status: "SHUTDOWN", ..Default::default() },
+    );
+    // ap-southeast-2: under review, the rates just below the review thresholds.
+    state
+        .accounts
+        .insert("ap-southeast-2".into(), FakeAccount { enforcement_status: "PROBATION", ..Default::default() });
+    state.metric("ap-southeast-2", BOUNCE, None, &[(now - 3600, 0.0499)]);
+    state.metric("ap-southeast-2", COMPLAINT, None, &[(now - 3600, 0.00099)]);
+    // ca-central-1: healthy; its only value older than the 14 days looked at.
+    state.metric("ca-central-1", BOUNCE, None, &[(now - 20 * 86_400, 0.5)]);
+    let fake = FakeSes::start(state);
+    let account = |regions: &[&str], format: &str| {
+        let mut args = vec!["ses", "account", "--endpoint-url", &fake.url, "--format", format];
+        for r in regions {
+            args.extend(["--region", r]);
+        }
+        ses_dmarc_aws(&args)
+    };
+    let o = account(&["eu-west-1", "us-east-1,us-west-2", "ap-southeast-2", "ca-central-1"], "json");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v = json_of(&o);
+    let regions: Vec<&str> = v.as_array().unwrap().iter().map(|r| r["region"].as_str().unwrap()).collect();
+    assert_eq!(regions, ["eu-west-1", "us-east-1", "us-west-2", "ap-southeast-2", "ca-central-1"]);
+
+    let eu = &v[0];
+    assert_eq!(eu["production_access"], false);
+    assert_eq!((eu["max_24h_send"].as_f64(), eu["max_send_rate"].as_f64()), (Some(200.0), Some(1.0)));
+    assert_eq!(eu["production_access_request"]["status"], "PENDING");
+    assert_eq!(eu["bounce_rate"].as_f64(), Some(0.012), "the latest value: {eu}");
+    assert_eq!((eu["bounce"]["level"].as_str(), eu["complaint"]["level"].as_str()), (Some("ok"), Some("near")));
+    assert_eq!(account_codes(eu), ["ses-sandbox", "ses-complaint-rate-near"]);
+    let sandbox = eu["findings"][0]["message"].as_str().unwrap();
+    for words in
+        ["only to verified addresses", "200 messages a day, 1 a second", "per region", "request it early", "pending"]
+    {
+        assert!(sandbox.contains(words), "{words}: {sandbox}");
+    }
+    assert!(eu["errors"].as_array().unwrap().is_empty(), "{eu}");
+
+    let us = &v[1];
+    assert_eq!((us["production_access"].as_bool(), us["sending_enabled"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(us["enforcement_status"], "HEALTHY");
+    assert_eq!((us["bounce_rate"].as_f64(), us["complaint_rate"].as_f64()), (Some(0.052), Some(0.0051)));
+    assert_eq!(
+        account_codes(us),
+        ["ses-production-access", "ses-bounce-rate-review", "ses-complaint-rate-pause", "ses-bounce-rate-pause"]
+    );
+    assert_eq!(us["configuration_sets"][0]["name"], "marketing");
+    assert_eq!(us["configuration_sets"][0]["bounce"]["level"], "pause");
+    assert!(us["findings"][3]["message"].as_str().unwrap().contains("Configuration set marketing's bounce rate"));
+    assert!(us["findings"][1]["message"].as_str().unwrap().contains("5.20%"), "{us}");
+
+    let west = &v[2];
+    assert_eq!(
+        account_codes(west),
+        ["ses-production-access", "ses-sending-paused", "ses-enforcement-shutdown", "ses-rates-unknown"]
+    );
+    assert!(west["findings"][1]["message"].as_str().unwrap().contains("AWS paused it"), "{west}");
+    assert!(west["bounce_rate"].is_null() && west["complaint_rate"].is_null());
+
+    let ap = &v[3];
+    assert_eq!(
+        account_codes(ap),
+        ["ses-production-access", "ses-enforcement-probation", "ses-bounce-rate-near", "ses-complaint-rate-near"]
+    );
+
+    let ca = &v[4];
+    assert!(ca["bounce_rate"].is_null(), "a value older than 14 days is not the current rate: {ca}");
+    assert_eq!(account_codes(ca), ["ses-production-access", "ses-rates-unknown"]);
+
+    // A healthy region alone: nothing to do.
+    let o = account(&["ca-central-1"], "human");
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    // Plain words.
+    let o = account(&["eu-west-1", "us-west-2"], "human");
+    let text = stdout(&o);
+    assert!(text.contains("SES account in eu-west-1"), "{text}");
+    assert!(text.contains("access       sandbox (200 a day, 1 a second; 3 sent in the last 24 hours)"), "{text}");
+    assert!(text.contains("sending      paused"), "{text}");
+    assert!(text.contains("complaint    0.080% near (review at 0.100%, pause at 0.500%"), "{text}");
+    assert!(text.contains("[ses-enforcement-shutdown]"), "{text}");
+    let asked: Vec<String> = fake
+        .state
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .map(|r| r.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        asked.contains(&"us-west-2 GetAccount".to_string()) && asked.contains(&"us-west-2 GetMetricData".to_string()),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn ses_account_access_denied_names_the_permission_and_shows_the_rest() {
+    let now = now();
+    let mut state = FakeState::default();
+    state.fail_ops.insert("GetMetricData", (400, "AccessDenied"));
+    state.fail_ops.insert("ListMetrics", (400, "AccessDenied"));
+    state.metric("us-east-1", BOUNCE, None, &[(now - 3600, 0.01)]);
+    let fake = FakeSes::start(state);
+    let run = |args: &[&str]| {
+        let mut all = vec!["ses", "account", "--region", "us-east-1", "--endpoint-url", &fake.url];
+        all.extend(args);
+        ses_dmarc_aws(&all)
+    };
+    // CloudWatch denied: the account's facts still show; the rates are unknown, and why.
+    let o = run(&["-f", "json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let r = &json_of(&o)[0];
+    assert_eq!(r["production_access"], true);
+    assert!(r["bounce_rate"].is_null());
+    assert_eq!(permissions(r), ["cloudwatch:ListMetrics", "cloudwatch:GetMetricData"]);
+    assert_eq!(r["errors"][1]["kind"], "access-denied");
+    assert_eq!(account_codes(r), ["ses-permission-missing", "ses-permission-missing", "ses-production-access"]);
+    let text = stdout(&run(&[]));
+    assert!(text.contains("lack the `cloudwatch:GetMetricData` permission"), "{text}");
+    assert!(text.contains("access       production (50000 a day, 14 a second"), "{text}");
+
+    // GetAccount denied: SES v1's quota and sending flag instead; production access unknown.
+    fake.state.lock().unwrap().fail_ops = [("GetAccount", (403, "AccessDeniedException"))].into();
+    let o = run(&["-f", "json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let r = &json_of(&o)[0];
+    assert!(r["production_access"].is_null() && r["enforcement_status"].is_null(), "{r}");
+    assert_eq!((r["max_24h_send"].as_f64(), r["sending_enabled"].as_bool()), (Some(50_000.0), Some(true)));
+    assert_eq!(r["bounce_rate"].as_f64(), Some(0.01));
+    assert_eq!(permissions(r), ["ses:GetAccount"]);
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("lack the `ses:GetAccount` permission"), "{r}");
+
+    // Everything denied: each call names its permission; exit 3.
+    fake.state.lock().unwrap().fail_with = Some((400, "AccessDenied"));
+    let o = run(&["-f", "json"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        permissions(&json_of(&o)[0]),
+        [
+            "ses:GetAccount",
+            "ses:GetSendQuota",
+            "ses:GetAccountSendingEnabled",
+            "cloudwatch:ListMetrics",
+            "cloudwatch:GetMetricData"
+        ]
+    );
+
+    // `ses status`: the identity shows whole; the account section names what it lacks.
+    let mut state = FakeState::default();
+    state.identities.insert("success.test".into(), identity("Success", "SUCCESS"));
+    state.fail_ops.insert("GetAccount", (403, "AccessDeniedException"));
+    state.fail_ops.insert("GetAccountSendingEnabled", (403, "AccessDenied"));
+    let fake = FakeSes::start(state);
+    let args = ["ses", "status", "success.test", "-r", "eu-west-1", "--endpoint-url", &fake.url, "--no-dns"];
+    let o = ses_dmarc_aws(&args);
+    assert_eq!(o.status.code(), Some(0), "the identity is complete: {}", stdout(&o));
+    let text = stdout(&o);
+    assert!(text.contains("DKIM       SUCCESS"), "{text}");
+    assert!(text.contains("the SES account in eu-west-1:") && text.contains("`ses:GetAccount`"), "{text}");
+    let mut json_args = args.to_vec();
+    json_args.extend(["-f", "json"]);
+    let v = json_of(&ses_dmarc_aws(&json_args));
+    assert_eq!(permissions(&v["regions"][0]["account"]), ["ses:GetAccount", "ses:GetAccountSendingEnabled"]);
+    assert_eq!(v["regions"][0]["account"]["max_24h_send"].as_f64(), Some(50_000.0));
+}
+
+#[test]
+fn ses_account_bad_input_is_a_clear_error() {
+    for (args, hint) in [
+        (vec!["ses", "account"], "--region"),
+        (vec!["ses", "account", "--region", "us-east1"], "did you mean us-east-1"),
+        (vec!["ses", "account", "--region", "us-east-1", "--format", "xml"], "xml"),
+        (vec!["ses", "status", "x.test", "--region", "us-east-1", "--days", "0"], "--days"),
+        (
+            vec![
+                "ses",
+                "status",
+                "x.test",
+                "--region",
+                "us-east-1",
+                "--no-dns",
+                "--database",
+                "sqlite:///nonexistent/ses-dmarc/db.sqlite",
+            ],
+            "no database at",
+        ),
+    ] {
+        let o = ses_dmarc_aws(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(hint), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
+
+/// One aggregate report for regional.test: (source IP, messages, envelope domain, SES).
+fn regional_report(end: i64, rows: &[(&str, u64, &str, bool)]) -> String {
+    let records: String = rows
+        .iter()
+        .map(|(ip, n, envelope, ses)| {
+            let auth = if *ses {
+                format!(
+                    "<dkim><domain>regional.test</domain><selector>tokenone</selector><result>pass</result></dkim>\
+                     <dkim><domain>amazonses.com</domain><result>pass</result></dkim><spf><domain>{envelope}</domain><result>pass</result></spf>"
+                )
+            } else {
+                format!("<spf><domain>{envelope}</domain><result>pass</result></spf>")
+            };
+            format!(
+                "<record><row><source_ip>{ip}</source_ip><count>{n}</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated></row>\
+                 <identifiers><envelope_from>{envelope}</envelope_from><header_from>regional.test</header_from></identifiers><auth_results>{auth}</auth_results></record>"
+            )
+        })
+        .collect();
+    format!(
+        "<feedback><report_metadata><org_name>receiver.test</org_name><report_id>regional-1</report_id><date_range><begin>{}</begin><end>{end}</end></date_range></report_metadata>\
+         <policy_published><domain>regional.test</domain><p>none</p></policy_published>{records}</feedback>",
+        end - 86_400
+    )
+}
+
+#[test]
+fn ses_status_shows_the_account_and_the_regions_the_reports_show_ses_sending_from() {
+    let dir = ses_dmarc_testkit::TempDir::new("ses-status-regions");
+    let mut state = FakeState::default();
+    let mut id = identity("Success", "SUCCESS");
+    id.regions = vec!["eu-west-1"];
+    state.identities.insert("regional.test".into(), id);
+    state.accounts.insert("us-west-2".into(), FakeAccount::sandbox());
+    let fake = FakeSes::start(state);
+    let report = dir.join("report.xml");
+    std::fs::write(
+        &report,
+        regional_report(
+            now() - 86_400,
+            &[
+                ("192.0.2.1", 100, "eu-west-1.amazonses.com", true),
+                ("192.0.2.2", 20, "us-west-2.amazonses.com", true),
+                ("192.0.2.3", 1, "ap-south-1.amazonses.com", true),
+                ("192.0.2.4", 5, "amazonses.com", true),
+                // A custom MAIL FROM: only the sending IP's reverse name tells the region.
+                ("54.240.8.1", 8, "mail.regional.test", true),
+                ("198.51.100.9", 7, "elsewhere.test", false),
+            ],
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let o = ses_dmarc_aws(&["reports", "ingest", report.to_str().unwrap(), "--database", &db]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let args = [
+        "ses",
+        "status",
+        "regional.test",
+        "--region",
+        "eu-west-1",
+        "--region",
+        "us-west-2",
+        "--endpoint-url",
+        &fake.url,
+        "--no-dns",
+        "--database",
+        &db,
+    ];
+    let mut json_args = args.to_vec();
+    json_args.extend(["--format", "json"]);
+    let o = ses_dmarc_aws(&json_args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v = json_of(&o);
+    let seen = &v["reports"];
+    assert_eq!(
+        (seen["days"].as_i64(), seen["ses_messages"].as_u64(), seen["unattributed"].as_u64()),
+        (Some(30), Some(134), Some(13))
+    );
+    let by_region: Vec<(&str, u64)> = seen["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["region"].as_str().unwrap(), r["messages"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(by_region, [("ap-south-1", 1), ("eu-west-1", 100), ("us-west-2", 20)]);
+    assert_eq!(account_codes(&v), ["ses-region-not-checked", "ses-region-unverified"]);
+    let unverified = v["findings"][1]["message"].as_str().unwrap();
+    assert!(
+        unverified.contains("from us-west-2 (20 messages") && unverified.contains("verified in eu-west-1"),
+        "{unverified}"
+    );
+    // Each region's account beside its identity: the sandbox in us-west-2 only.
+    assert_eq!(v["regions"][0]["account"]["production_access"], true);
+    assert_eq!(v["regions"][1]["account"]["production_access"], false);
+    assert_eq!(v["regions"][1]["identity"]["exists"], false);
+
+    let text = stdout(&ses_dmarc_aws(&args));
+    assert!(text.contains("SES mail for regional.test in the reports of the last 30 days"), "{text}");
+    assert!(
+        text.contains(
+            "134 messages from SES; by region: ap-south-1 1, eu-west-1 100, us-west-2 20; 13 without a region"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("[ses-region-unverified]") && text.contains("--region ap-south-1"), "{text}");
+
+    // With DNS: the forward-confirmed reverse name of 54.240.8.1 names us-west-2.
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).unwrap();
+    let soa = "@ 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n@ 3600 IN NS ns.test.\n";
+    std::fs::write(
+        zones.join("8.240.54.in-addr.arpa.zone"),
+        format!("$TTL 300\n{soa}1 PTR a8-1.smtp-out.us-west-2.amazonses.com.\n"),
+    )
+    .unwrap();
+    std::fs::write(zones.join("amazonses.com.zone"), format!("$TTL 300\n{soa}a8-1.smtp-out.us-west-2 A 54.240.8.1\n"))
+        .unwrap();
+    let server = ses_dmarc_dns::testing::TestServer::start_zone_dir(&zones, 0).unwrap();
+    let ns = server.addr().to_string();
+    let mut with_dns: Vec<&str> = json_args.iter().copied().filter(|a| *a != "--no-dns").collect();
+    with_dns.extend(["--nameserver", &ns]);
+    let v = json_of(&ses_dmarc_aws(&with_dns));
+    assert_eq!(v["reports"]["unattributed"].as_u64(), Some(5), "{}", v["reports"]);
+    assert_eq!(
+        (v["reports"]["regions"][2]["region"].as_str(), v["reports"]["regions"][2]["messages"].as_u64()),
+        (Some("us-west-2"), Some(28))
+    );
+
+    // Without --database: the default database, when it exists; none is created.
+    let data = dir.join("data");
+    let without_db: Vec<&str> = json_args.iter().copied().filter(|a| *a != "--database" && *a != db).collect();
+    let v = json_of(&ses_dmarc_aws_data(&without_db, data.to_str().unwrap()));
+    assert!(v["reports"].is_null() && !data.exists(), "{v}");
+    let o = ses_dmarc_aws_data(&["reports", "ingest", report.to_str().unwrap()], data.to_str().unwrap());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json_of(&ses_dmarc_aws_data(&without_db, data.to_str().unwrap()));
+    assert_eq!(v["reports"]["ses_messages"].as_u64(), Some(134), "{v}");
+
+    // --no-account: no account section, no account calls.
+    let before = fake.state.lock().unwrap().requests.len();
+    let mut no_account = json_args.clone();
+    no_account.push("--no-account");
+    let v = json_of(&ses_dmarc_aws(&no_account));
+    assert!(v["regions"][0].get("account").is_none(), "{v}");
+    let requests = fake.state.lock().unwrap().requests[before..].to_vec();
+    assert!(!requests.iter().any(|r| r.contains("GetAccount") || r.contains("GetMetricData")), "{requests:?}");
+}
+
+#[test]
+fn moto_ses_account_falls_back_to_ses_v1_and_says_what_it_lacks() {
+    let Some(moto) = Moto::start() else { return };
+    // moto implements SES v1's GetSendQuota (sandbox quota, messages sent), not SES v2's
+    // GetAccount nor CloudWatch in the Smithy RPC v2 CBOR protocol aws-sdk-cloudwatch speaks.
+    moto.boto(
+        "for a in ['a@correct.com', 'b@correct.com']: ses.verify_email_identity(EmailAddress=a)\n\
+         for i in range(2): ses.send_email(Source='a@correct.com', Destination={'ToAddresses': ['b@correct.com']}, \
+         Message={'Subject': {'Data': 'x'}, 'Body': {'Text': {'Data': 'y'}}})\nprint('ok')",
+    );
+    let o = ses_dmarc_aws(&["ses", "account", "--region", "eu-west-1", "--endpoint-url", &moto.url, "-f", "json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let r = &json_of(&o)[0];
+    assert_eq!((r["max_24h_send"].as_f64(), r["max_send_rate"].as_f64()), (Some(200.0), Some(1.0)), "{r}");
+    assert_eq!(r["sent_last_24h"].as_f64(), Some(2.0), "{r}");
+    assert!(r["production_access"].is_null(), "unknown, not guessed: {r}");
+    let errors: Vec<(&str, &str)> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["operation"].as_str().unwrap(), e["message"].as_str().unwrap()))
+        .collect();
+    let get_account = errors.iter().find(|(op, _)| *op == "GetAccount").unwrap_or_else(|| panic!("{r}"));
+    assert!(get_account.1.contains("does it implement this call"), "{get_account:?}");
+    assert!(errors.iter().any(|(op, _)| *op == "GetMetricData"), "{r}");
+    assert!(r["notes"].to_string().contains("the sandbox's"), "{r}");
 }

@@ -372,6 +372,7 @@ fn aws_failures_exit_3_everywhere_in_plain_words() {
         vec!["plan", "example.com", "--region", "us-east-1", "--from-ses"],
         vec!["check", "example.com", "--region", "us-east-1", "--from-ses", "--nameserver", "127.0.0.1:9"],
         vec!["ses", "status", "example.com", "--region", "us-east-1", "--no-dns"],
+        vec!["ses", "account", "--region", "us-east-1"],
         vec!["apply", "example.com", "--route53", "--region", "us-east-1", "--dry-run"],
     ] {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ses-dmarc"));

@@ -3,7 +3,7 @@
 //! checked) and a real SMTP sink (aiosmtpd); a kill between storing and sending loses
 //! nothing. On SQLite and PostgreSQL.
 
-use crate::fake_aws::{FakeIdentity, FakeSes, FakeState};
+use crate::fake_aws::{FakeAccount, FakeIdentity, FakeSes, FakeState};
 use crate::util::{ses_dmarc, stderr, stdout};
 use serde_json::Value;
 use ses_dmarc_dns::testing::{Fault, TestServer};
@@ -548,6 +548,135 @@ fn ses_status_changes_are_events_and_bad_config_exits_2() {
         assert_eq!(o.status.code(), Some(2), "{text}");
         assert!(stderr(&o).contains("bad.toml") && stderr(&o).contains(hint), "{text}: {}", stderr(&o));
     }
+}
+
+#[test]
+fn ses_account_changes_are_events_and_a_rate_at_the_threshold_does_not_flap() {
+    let dir = TempDir::new("watch-account");
+    let dns = Dns::start(&zone(true, "reject"));
+    let identity = FakeIdentity {
+        verification: "Success",
+        dkim_status_v1: "Success",
+        dkim_status_v2: "SUCCESS",
+        dkim_enabled: true,
+        tokens: vec!["tokenone".into(), "tokentwo".into(), "tokenthree".into()],
+        origin: "AWS_SES",
+        current_key: "RSA_2048_BIT",
+        mail_from: Some(("mail.watched.test".into(), "Success", "UseDefaultValue")),
+        ..Default::default()
+    };
+    let ses = FakeSes::start(FakeState {
+        identities: [("watched.test".to_string(), identity)].into(),
+        accounts: [("us-east-1".to_string(), FakeAccount::sandbox())].into(),
+        ..Default::default()
+    });
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let aws = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ses-dmarc"))
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/x")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/x")
+            .env("AWS_ENDPOINT_URL", &ses.url)
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    };
+    let o = aws(&["watch", "add", "watched.test", "--region", "us-east-1", "--from-ses", "--database", &db]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ns = dns.addr();
+    let day = 86_400;
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // One pass a day; the bounce rate CloudWatch has an hour before each.
+    let pass = |n: i64, bounce: f64| -> Vec<(String, String)> {
+        let at = start + n * day;
+        ses.state.lock().unwrap().metric("us-east-1", "Reputation.BounceRate", None, &[(at - 3600, bounce)]);
+        let o = aws(&[
+            "watch",
+            "run",
+            "--database",
+            &db,
+            "--nameserver",
+            &ns,
+            "--format",
+            "json",
+            "--now",
+            &ses_dmarc_monitor::schedule::rfc3339(at),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        v["checked"][0]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "ses-status-changed")
+            .map(|e| (e["severity"].as_str().unwrap().to_string(), e["message"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let account = |f: &dyn Fn(&mut FakeAccount)| {
+        let mut st = ses.state.lock().unwrap();
+        f(st.accounts.get_mut("us-east-1").unwrap());
+    };
+    assert!(pass(0, 0.03).is_empty(), "the first check has nothing to compare with");
+    // Sandbox → production.
+    account(&|a| *a = FakeAccount::default());
+    let events = pass(1, 0.031);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "info");
+    assert!(events[0].1.contains("SES account in us-east-1: production access granted"), "{events:?}");
+    // Sending paused, and the bounce rate crosses AWS's review threshold.
+    account(&|a| a.sending_enabled = false);
+    let events = pass(2, 0.051);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        events[0],
+        ("error".into(), "SES account in us-east-1: sending paused; SES refuses every message there".into())
+    );
+    assert_eq!(events[1].0, "error");
+    assert!(
+        events[1].1.contains("bounce rate 5.10% reached AWS's review threshold of 5.00% (was near (3.10%))"),
+        "{events:?}"
+    );
+    // Hovering just under the threshold: no news either way.
+    assert!(pass(3, 0.048).is_empty());
+    assert!(pass(4, 0.0502).is_empty());
+    assert!(pass(5, 0.046).is_empty());
+    // Clearly below, and sending resumed.
+    account(&|a| a.sending_enabled = true);
+    let events = pass(6, 0.040);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0].1.contains("sending resumed") && events[1].1.contains("fell back to near"), "{events:?}");
+    // The enforcement status, and a check where GetAccount is denied: that is no change.
+    account(&|a| a.enforcement_status = "PROBATION");
+    let events = pass(7, 0.040);
+    assert_eq!(
+        events,
+        [(
+            "warning".to_string(),
+            "SES account in us-east-1: enforcement status HEALTHY → PROBATION: AWS placed the account under review"
+                .to_string()
+        )]
+    );
+    ses.state.lock().unwrap().fail_ops.insert("GetAccount", (403, "AccessDeniedException"));
+    let o = aws(&[
+        "watch",
+        "run",
+        "--database",
+        &db,
+        "--nameserver",
+        &ns,
+        "--format",
+        "json",
+        "--now",
+        &ses_dmarc_monitor::schedule::rfc3339(start + 8 * day),
+    ]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["checked"][0]["error"].as_str().unwrap().contains("ses:GetAccount"), "{v}");
+    let kinds: Vec<&str> =
+        v["checked"][0]["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(!kinds.contains(&"ses-status-changed"), "{v}");
 }
 
 /// Unaligned SES mail: the default MAIL FROM and no Easy DKIM, so only amazonses.com passes.
