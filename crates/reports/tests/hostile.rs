@@ -212,3 +212,22 @@ fn a_report_inside_a_stray_schema_element_is_read() {
     let e = parse(b"<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"><x/></xs:schema>").unwrap_err();
     assert!(e.to_string().contains("the root element is <xs:schema>"), "{e}");
 }
+
+#[test]
+fn the_declaration_decides_the_encoding_whatever_the_read_buffer() {
+    // Found by fuzzing: a 64-byte read buffer hid the end of the declaration from the
+    // streamed reader, which then told another story than the in-memory one.
+    let padded = format!("<?xml version=\"1.0\" {} encoding=\"UTF-8A\"?>", " ".repeat(80));
+    let xml = report(&record("1")).replace("<?xml version=\"1.0\"?>", &padded);
+    for capacity in [1, 64, 8192] {
+        let streamed = ses_dmarc_reports::parse(std::io::BufReader::with_capacity(capacity, xml.as_bytes()));
+        assert!(matches!(streamed, Err(ReportError::Encoding(_))), "{capacity}: {streamed:?}");
+    }
+    assert!(matches!(parse_bytes(xml.as_bytes()), Err(ReportError::Encoding(_))));
+    let latin = report(&record("2"))
+        .replace("<?xml version=\"1.0\"?>", &padded.replace("UTF-8A", "ISO-8859-1"))
+        .replace("<org_name>r.test</org_name>", "<org_name>R\u{e9}seau</org_name>");
+    let bytes: Vec<u8> = latin.chars().map(|c| c as u32 as u8).collect();
+    let r = ses_dmarc_reports::parse(std::io::BufReader::with_capacity(16, &bytes[..])).unwrap();
+    assert_eq!((r.header.metadata.org_name.as_str(), r.records[0].count), ("Réseau", 2));
+}

@@ -5,7 +5,7 @@ use super::lossy_utf8::LossyUtf8;
 use super::*;
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 fn lower(s: &str) -> String {
     s.trim().to_ascii_lowercase()
@@ -375,8 +375,16 @@ pub fn parse_into<R: BufRead>(
     limits: Limits,
     sink: &mut dyn ReportSink,
 ) -> Result<ReportHeader, ReportError> {
-    let head = input.fill_buf().map_err(|e| ReportError::Xml { at: Position::at(0), message: e.to_string() })?;
-    match encoding::detect(head)? {
+    // The first kilobyte decides the encoding, whatever the reader's buffer size (a small
+    // buffer would otherwise hide the end of the XML declaration).
+    let mut head = Vec::with_capacity(1024);
+    (&mut input)
+        .take(1024)
+        .read_to_end(&mut head)
+        .map_err(|e| ReportError::Xml { at: Position::at(0), message: e.to_string() })?;
+    let detected = encoding::detect(&head)?;
+    let input = std::io::Cursor::new(head).chain(input);
+    match detected {
         encoding::Detected::Utf8 => parse_reader(LossyUtf8::new(input), limits, sink),
         other => parse_reader(LossyUtf8::new(encoding::Transcoder::new(input, other)), limits, sink),
     }
