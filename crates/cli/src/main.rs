@@ -87,6 +87,7 @@ fn exit_for(e: &anyhow::Error) -> Exit {
     }
     match e.downcast_ref::<ses_dmarc_ops::OpsError>() {
         Some(ops) if ops.is_unavailable() => Exit::Unknown,
+        Some(ops) if ops.is_not_found() => Exit::Problems,
         _ => Exit::Usage,
     }
 }

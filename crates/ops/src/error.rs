@@ -29,6 +29,12 @@ pub enum OpsError {
     /// A DNS answer the operation cannot do without could not be had.
     #[error("{0}")]
     DnsUnavailable(String),
+    /// What was asked for is not there (a report id nothing was stored under).
+    #[error("{0}")]
+    NotFound(String),
+    /// An offline IP → ASN table (`--asn-db`) cannot be used.
+    #[error(transparent)]
+    Asn(#[from] ses_dmarc_reports::asn::AsnError),
 }
 
 impl From<ses_dmarc_ses::mail_from::MailFromError> for OpsError {
@@ -46,5 +52,10 @@ impl OpsError {
             OpsError::DnsUnavailable(_) => true,
             _ => false,
         }
+    }
+
+    /// Whether the failure is that what was asked for is not there (exit 1).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, OpsError::NotFound(_))
     }
 }

@@ -22,20 +22,286 @@ pub enum SourceKind {
     Unknown,
 }
 
-/// Services recognised by the domains in their DKIM signatures, envelope senders or PTR
-/// names (a small table written for this project; suffix match).
-pub const KNOWN_SENDERS: &[(&str, &[&str])] = &[
-    ("Google", &["google.com", "googlemail.com", "1e100.net"]),
-    ("Microsoft", &["outlook.com", "protection.outlook.com", "onmicrosoft.com", "hotmail.com"]),
-    ("SendGrid", &["sendgrid.net", "sendgrid.com"]),
-    ("Mailgun", &["mailgun.org", "mailgun.net", "mailgun.info"]),
-    ("Postmark", &["mtasv.net", "postmarkapp.com", "pm.mtasv.net"]),
-    ("Mailchimp", &["mcsv.net", "mcdlv.net", "mailchimp.com", "mandrillapp.com", "rsgsv.net"]),
-    ("Salesforce", &["salesforce.com", "exacttarget.com", "exct.net"]),
-    ("Zendesk", &["zendesk.com"]),
-    ("HubSpot", &["hubspotemail.net", "hubspot.com"]),
-    ("Brevo", &["sendinblue.com", "brevo.com"]),
+/// How a sender, or a group of source addresses, was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recognised {
+    /// A DKIM signature's `d=` under one of the sender's domains.
+    Dkim,
+    /// The envelope sender (the SPF / MAIL FROM domain) under one of the sender's domains.
+    Envelope,
+    /// The IP's forward-confirmed reverse name under one of the sender's domains (`--ptr`).
+    Ptr,
+    /// The IP's network owner (its autonomous system) in the offline table (`--asn-db`).
+    Asn,
+    /// The domain's own signature on mail from servers its envelope does not authorize.
+    Forwarding,
+    /// The organizational domain of the IP's forward-confirmed reverse name (`--ptr`).
+    PtrDomain,
+    /// Nothing but the address: its /24 (IPv4) or /48 (IPv6).
+    Network,
+}
+
+impl Recognised {
+    /// A few words for people: `DKIM`, `MAIL FROM`, `PTR`, ...
+    pub fn label(self) -> &'static str {
+        match self {
+            Recognised::Dkim => "DKIM",
+            Recognised::Envelope => "MAIL FROM",
+            Recognised::Ptr => "PTR",
+            Recognised::Asn => "ASN",
+            Recognised::Forwarding => "your signature, their servers",
+            Recognised::PtrDomain => "PTR domain",
+            Recognised::Network => "network",
+        }
+    }
+}
+
+/// A sending service, and the names that give it away (each matched as a suffix: the name
+/// itself or any name under it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownSender {
+    /// The name summaries use (the `source` of its lines; stable).
+    pub name: &'static str,
+    /// What it is, for people.
+    pub service: &'static str,
+    /// Domains its DKIM signatures use as `d=` when it signs as itself.
+    pub dkim: &'static [&'static str],
+    /// Domains of its envelope senders (the SPF / MAIL FROM domain) when it bounces to itself.
+    pub envelope: &'static [&'static str],
+    /// Domains its outgoing servers' reverse names (PTR) end in.
+    pub ptr: &'static [&'static str],
+    /// Its autonomous systems, used only to group addresses by the offline network table
+    /// (`--asn-db`): never to decide whose the mail is, since the same networks carry
+    /// other customers' servers too.
+    pub asn: &'static [u32],
+}
+
+/// Amazon SES: recognised by the DKIM signature it adds (`d=amazonses.com`), its default
+/// envelope (`*.amazonses.com`) and its servers' names (`*.smtp-out.*.amazonses.com`). Its
+/// networks are Amazon's, shared with everything else Amazon runs: no ASN.
+pub const AMAZON_SES: KnownSender = KnownSender {
+    name: "Amazon SES",
+    service: "Amazon Simple Email Service",
+    dkim: &["amazonses.com"],
+    envelope: &["amazonses.com"],
+    ptr: &["amazonses.com"],
+    asn: &[],
+};
+
+/// Services other than SES, recognised by the domains in their DKIM signatures, envelope
+/// senders or PTR names (a table written for this project from the services' own
+/// documentation of their sending domains; suffix match, first entry that matches wins).
+pub const KNOWN_SENDERS: &[KnownSender] = &[
+    KnownSender {
+        name: "Google",
+        service: "Google Workspace and Gmail",
+        dkim: &["google.com", "gmail.com", "googlemail.com", "gappssmtp.com"],
+        envelope: &["google.com", "googlemail.com", "gmail.com"],
+        ptr: &["google.com", "googlemail.com", "1e100.net"],
+        asn: &[15169],
+    },
+    KnownSender {
+        name: "Microsoft",
+        service: "Microsoft 365, Exchange Online and Outlook.com",
+        dkim: &["onmicrosoft.com", "outlook.com", "hotmail.com"],
+        envelope: &["onmicrosoft.com", "outlook.com", "hotmail.com"],
+        ptr: &["outlook.com", "protection.outlook.com", "hotmail.com"],
+        asn: &[8075],
+    },
+    KnownSender {
+        name: "Yahoo",
+        service: "Yahoo Mail and AOL",
+        dkim: &["yahoo.com", "aol.com"],
+        envelope: &["yahoo.com", "aol.com"],
+        ptr: &["yahoo.com", "yahoodns.net", "aol.com"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "SendGrid",
+        service: "Twilio SendGrid",
+        dkim: &["sendgrid.net", "sendgrid.com"],
+        envelope: &["sendgrid.net"],
+        ptr: &["sendgrid.net"],
+        asn: &[11377],
+    },
+    KnownSender {
+        name: "Mailgun",
+        service: "Mailgun",
+        dkim: &["mailgun.org", "mailgun.net", "mailgun.info"],
+        envelope: &["mailgun.org", "mailgun.net", "mailgun.info"],
+        ptr: &["mailgun.net", "mailgun.org", "mailgun.info"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Postmark",
+        service: "Postmark",
+        dkim: &["mtasv.net", "postmarkapp.com"],
+        envelope: &["mtasv.net", "postmarkapp.com"],
+        ptr: &["mtasv.net"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "SparkPost",
+        service: "SparkPost (Bird)",
+        dkim: &["sparkpostmail.com", "sparkpost.com"],
+        envelope: &["sparkpostmail.com"],
+        ptr: &["sparkpostmail.com"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Mailchimp",
+        service: "Mailchimp and Mandrill",
+        dkim: &["mcsv.net", "mcdlv.net", "mailchimpapp.net", "mailchimp.com", "mandrillapp.com", "rsgsv.net"],
+        envelope: &["mcsv.net", "mcdlv.net", "rsgsv.net", "mandrillapp.com", "mailchimp.com"],
+        ptr: &["mcsv.net", "mcdlv.net", "rsgsv.net", "mandrillapp.com"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Mailjet",
+        service: "Mailjet",
+        dkim: &["mailjet.com"],
+        envelope: &["mailjet.com"],
+        ptr: &["mailjet.com"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Brevo",
+        service: "Brevo (Sendinblue)",
+        dkim: &["sendinblue.com", "brevo.com"],
+        envelope: &["sendinblue.com", "brevo.com"],
+        ptr: &["sendinblue.com", "brevo.com"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Salesforce",
+        service: "Salesforce and Marketing Cloud (ExactTarget)",
+        dkim: &["salesforce.com", "exacttarget.com", "exct.net"],
+        envelope: &["salesforce.com", "exacttarget.com", "exct.net"],
+        ptr: &["salesforce.com", "exacttarget.com", "exct.net"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "HubSpot",
+        service: "HubSpot",
+        dkim: &["hubspotemail.net", "hubspot.com"],
+        envelope: &["hubspotemail.net", "hubspot.com"],
+        ptr: &["hubspotemail.net", "hubspot.com"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Zendesk",
+        service: "Zendesk",
+        dkim: &["zendesk.com"],
+        envelope: &["zendesk.com"],
+        ptr: &["zendesk.com"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Freshdesk",
+        service: "Freshdesk and Freshworks",
+        dkim: &["freshdesk.com", "freshemail.io"],
+        envelope: &["freshdesk.com", "freshemail.io"],
+        ptr: &["freshdesk.com", "freshemail.io"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Constant Contact",
+        service: "Constant Contact",
+        dkim: &["constantcontact.com", "ccsend.com"],
+        envelope: &["constantcontact.com", "ccsend.com"],
+        ptr: &["constantcontact.com", "ccsend.com"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Campaign Monitor",
+        service: "Campaign Monitor",
+        dkim: &["createsend.com", "cmail19.com", "cmail20.com"],
+        envelope: &["createsend.com", "cmail19.com", "cmail20.com"],
+        ptr: &["createsend.com", "cmail19.com", "cmail20.com"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Zoho",
+        service: "Zoho Mail and Zoho Campaigns",
+        dkim: &["zoho.com", "zohomail.com", "zcsend.net"],
+        envelope: &["zoho.com", "zohomail.com", "zcsend.net"],
+        ptr: &["zoho.com", "zohomail.com", "zcsend.net"],
+        asn: &[],
+    },
+    KnownSender {
+        name: "Fastmail",
+        service: "Fastmail",
+        dkim: &["messagingengine.com", "fastmail.com"],
+        envelope: &["messagingengine.com", "fastmail.com"],
+        ptr: &["messagingengine.com"],
+        asn: &[],
+    },
 ];
+
+/// The known sender (SES included) whose networks include `asn`.
+pub fn sender_by_asn(asn: u32) -> Option<&'static KnownSender> {
+    std::iter::once(&AMAZON_SES).chain(KNOWN_SENDERS).find(|s| s.asn.contains(&asn))
+}
+
+/// The known sender (SES included) called `name` (its `source` in summaries).
+pub fn sender_named(name: &str) -> Option<&'static KnownSender> {
+    std::iter::once(&AMAZON_SES).chain(KNOWN_SENDERS).find(|s| s.name == name)
+}
+
+/// Why SES mail (or any mail) is not SPF-aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpfProblem {
+    /// The envelope is SES's default, under amazonses.com: no custom MAIL FROM.
+    DefaultMailFrom,
+    /// SPF passed for a MAIL FROM under the From domain, but `aspf=s` asks for the From
+    /// domain itself.
+    AspfStrict,
+    /// The MAIL FROM is under the From domain, but SPF did not pass for it.
+    MailFromSpfFailed,
+    /// The MAIL FROM is another organization's domain.
+    MailFromOtherDomain,
+    /// The report gives no SPF result.
+    NoSpfResult,
+}
+
+impl SpfProblem {
+    /// The problem in words.
+    pub fn explain(self) -> &'static str {
+        match self {
+            SpfProblem::DefaultMailFrom => "sent with the default amazonses.com MAIL FROM (no custom MAIL FROM)",
+            SpfProblem::AspfStrict => "aspf=s, and the MAIL FROM is a subdomain",
+            SpfProblem::MailFromSpfFailed => "SPF did not pass for the custom MAIL FROM",
+            SpfProblem::MailFromOtherDomain => "the MAIL FROM is another domain",
+            SpfProblem::NoSpfResult => "no SPF result reported",
+        }
+    }
+}
+
+/// Why mail is not DKIM-aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DkimProblem {
+    /// No signature for the From domain at all (SES: only `d=amazonses.com`, Easy DKIM not
+    /// set up or not yet verified).
+    NoDomainSignature,
+    /// A signature for the From domain, failing (a key not published, the message altered).
+    DomainSignatureFailed,
+    /// A passing signature under the From domain, but `adkim=s` asks for the domain itself.
+    AdkimStrict,
+}
+
+impl DkimProblem {
+    /// The problem in words.
+    pub fn explain(self) -> &'static str {
+        match self {
+            DkimProblem::NoDomainSignature => "no DKIM signature for the From domain (Easy DKIM not in use)",
+            DkimProblem::DomainSignatureFailed => "the DKIM signature for the From domain failed",
+            DkimProblem::AdkimStrict => "adkim=s, and the signature's d= is a subdomain",
+        }
+    }
+}
 
 /// A report record classified, with DMARC alignment recomputed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,10 +322,21 @@ pub struct Classified {
     pub reporter_differs: bool,
     /// SES mail whose envelope is under amazonses.com (no custom MAIL FROM).
     pub ses_default_mail_from: bool,
+    /// How the sender was recognised: for SES and known services, the name that gave it
+    /// away; [`Recognised::Forwarding`] for forwarded mail; `None` for unknown sources.
+    pub recognised_by: Option<Recognised>,
+    /// Why SPF is not aligned (`None` when it is).
+    pub spf_problem: Option<SpfProblem>,
+    /// Why DKIM is not aligned (`None` when it is).
+    pub dkim_problem: Option<DkimProblem>,
 }
 
+/// `name` is `suffix` or a name under it (no allocation: called for every record).
 fn within(name: &str, suffix: &str) -> bool {
-    name == suffix || name.ends_with(&format!(".{suffix}"))
+    name == suffix
+        || (name.len() > suffix.len()
+            && name.ends_with(suffix)
+            && name.as_bytes()[name.len() - suffix.len() - 1] == b'.')
 }
 
 fn aligned(identifier: &str, from: &str, mode: Option<&str>) -> bool {
@@ -88,13 +365,26 @@ pub fn classify(record: &ReportRecord, policy: &PolicyPublished, ptr: Option<&st
     };
     let envelope =
         record.envelope_from.clone().or_else(|| record.spf.first().map(|s| s.domain.clone())).unwrap_or_default();
-    let mut names: Vec<&str> = record.dkim.iter().map(|d| d.domain.as_str()).collect();
-    names.push(envelope.as_str());
-    if let Some(p) = ptr {
-        names.push(p);
-    }
-    let ses = names.iter().any(|n| within(&n.to_ascii_lowercase(), "amazonses.com"));
-    let ses_default_mail_from = ses && within(&envelope.to_ascii_lowercase(), "amazonses.com");
+    let lower = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
+    let dkim_names: Vec<String> = record.dkim.iter().map(|d| lower(&d.domain)).collect();
+    let envelope_name = lower(&envelope);
+    let ptr_name = ptr.map(lower);
+    // The first way a sender's names show in the record: its DKIM d=, its envelope, its PTR.
+    let recognise = |sender: &KnownSender| -> Option<Recognised> {
+        let any = |names: &[&str], name: &str| names.iter().any(|d| within(name, d));
+        if dkim_names.iter().any(|n| any(sender.dkim, n)) {
+            Some(Recognised::Dkim)
+        } else if !envelope_name.is_empty() && any(sender.envelope, &envelope_name) {
+            Some(Recognised::Envelope)
+        } else if ptr_name.as_deref().is_some_and(|p| any(sender.ptr, p)) {
+            Some(Recognised::Ptr)
+        } else {
+            None
+        }
+    };
+    let ses_by = recognise(&AMAZON_SES);
+    let ses = ses_by.is_some();
+    let ses_default_mail_from = ses && within(&envelope_name, "amazonses.com");
     // Ours: the From domain's organization, or SES signing and sending for it.
     let ours = |name: &str| aligned(name, &from, None) || within(&name.to_ascii_lowercase(), "amazonses.com");
     let signed_by_us = record.dkim.iter().any(|d| ours(&d.domain));
@@ -105,20 +395,50 @@ pub fn classify(record: &ReportRecord, policy: &PolicyPublished, ptr: Option<&st
     });
     let ptr_ses = ptr.is_some_and(|p| within(&p.to_ascii_lowercase(), "amazonses.com"));
     let relayed = signed_by_us && !record.spf.is_empty() && !spf_ours_not_refused && !ptr_ses;
-    let (kind, source) = if relayed {
-        (SourceKind::Forwarded, "forwarded".to_string())
+    let known = || KNOWN_SENDERS.iter().find_map(|s| recognise(s).map(|by| (s, by)));
+    let (kind, source, recognised_by) = if relayed {
+        (SourceKind::Forwarded, "forwarded".to_string(), Some(Recognised::Forwarding))
     } else if ses {
-        (SourceKind::AmazonSes, "Amazon SES".to_string())
-    } else if let Some((service, _)) = KNOWN_SENDERS
-        .iter()
-        .find(|(_, domains)| names.iter().any(|n| domains.iter().any(|d| within(&n.to_ascii_lowercase(), d))))
-    {
-        (SourceKind::Known, service.to_string())
+        (SourceKind::AmazonSes, AMAZON_SES.name.to_string(), ses_by)
+    } else if let Some((service, by)) = known() {
+        (SourceKind::Known, service.name.to_string(), Some(by))
     } else if dkim_aligned && !record.spf.iter().any(|s| s.result == "pass") {
-        (SourceKind::Forwarded, "forwarded".to_string())
+        (SourceKind::Forwarded, "forwarded".to_string(), Some(Recognised::Forwarding))
     } else {
-        (SourceKind::Unknown, record.source_ip.map(|i| i.to_string()).unwrap_or_else(|| record.source_ip_text.clone()))
+        let ip = record.source_ip.map(|i| i.to_string()).unwrap_or_else(|| record.source_ip_text.clone());
+        (SourceKind::Unknown, ip, None)
     };
+    let spf_problem = (!spf_aligned).then(|| {
+        if within(&envelope_name, "amazonses.com") {
+            return SpfProblem::DefaultMailFrom;
+        }
+        if record.spf.is_empty() {
+            return SpfProblem::NoSpfResult;
+        }
+        let under_from: Vec<&crate::aggregate::SpfAuth> = record
+            .spf
+            .iter()
+            .filter(|s| s.scope.as_deref().is_none_or(|sc| sc == "mfrom") && aligned(&s.domain, &from, None))
+            .collect();
+        if under_from.iter().any(|s| s.result == "pass") {
+            SpfProblem::AspfStrict
+        } else if !under_from.is_empty() {
+            SpfProblem::MailFromSpfFailed
+        } else {
+            SpfProblem::MailFromOtherDomain
+        }
+    });
+    let dkim_problem = (!dkim_aligned).then(|| {
+        let under_from: Vec<&crate::aggregate::DkimAuth> =
+            record.dkim.iter().filter(|d| aligned(&d.domain, &from, None)).collect();
+        if under_from.is_empty() {
+            DkimProblem::NoDomainSignature
+        } else if under_from.iter().any(|d| d.result == "pass") {
+            DkimProblem::AdkimStrict
+        } else {
+            DkimProblem::DomainSignatureFailed
+        }
+    });
     Classified {
         kind,
         source,
@@ -128,6 +448,9 @@ pub fn classify(record: &ReportRecord, policy: &PolicyPublished, ptr: Option<&st
         dmarc_pass,
         reporter_differs,
         ses_default_mail_from,
+        recognised_by,
+        spf_problem,
+        dkim_problem,
     }
 }
 
@@ -234,5 +557,73 @@ mod tests {
         let sub = rec(&[("news.example.com", "pass")], &[("mail.example.com", "pass")], None);
         let c = classify(&sub, &policy(None, None), None);
         assert!(c.dkim_aligned && !c.dkim_strict);
+    }
+
+    #[test]
+    fn known_senders_are_recognised_by_dkim_envelope_or_ptr() {
+        let c = classify(
+            &rec(&[("sendgrid.net", "pass")], &[("em1.example.org", "pass")], None),
+            &policy(None, None),
+            None,
+        );
+        assert_eq!(
+            (c.kind, c.source.as_str(), c.recognised_by),
+            (SourceKind::Known, "SendGrid", Some(Recognised::Dkim))
+        );
+        let c = classify(&rec(&[], &[("pm.mtasv.net", "pass")], Some("pm.mtasv.net")), &policy(None, None), None);
+        assert_eq!((c.source.as_str(), c.recognised_by), ("Postmark", Some(Recognised::Envelope)));
+        let own = rec(&[("example.com", "pass")], &[("example.com", "pass")], None);
+        let c = classify(&own, &policy(None, None), Some("mta-12.sparkpostmail.com."));
+        assert_eq!((c.source.as_str(), c.recognised_by), ("SparkPost", Some(Recognised::Ptr)));
+        let c = classify(&own, &policy(None, None), Some("mail-eopbgr1.outbound.protection.outlook.com"));
+        assert_eq!(c.source, "Microsoft");
+        let c = classify(&rec(&[("example.com.20230601.gappssmtp.com", "pass")], &[], None), &policy(None, None), None);
+        assert_eq!(c.source, "Google", "Google Workspace's default signature");
+        // A name that only ends like a service's is not it.
+        let c = classify(&rec(&[("notsendgrid.net", "pass")], &[], None), &policy(None, None), None);
+        assert_eq!(c.kind, SourceKind::Unknown);
+        let c = classify(&rec(&[("amazonses.com", "pass")], &[], None), &policy(None, None), None);
+        assert_eq!((c.kind, c.recognised_by), (SourceKind::AmazonSes, Some(Recognised::Dkim)));
+        let c = classify(&own, &policy(None, None), Some("a8-1.smtp-out.us-east-1.amazonses.com"));
+        assert_eq!((c.kind, c.recognised_by), (SourceKind::AmazonSes, Some(Recognised::Ptr)));
+        // The table: names unique, every entry recognisable, ASNs only where they name the sender.
+        let mut names: Vec<&str> = KNOWN_SENDERS.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), KNOWN_SENDERS.len());
+        assert!(KNOWN_SENDERS.iter().all(|s| !s.dkim.is_empty() && !s.envelope.is_empty() && !s.ptr.is_empty()));
+        assert_eq!(sender_by_asn(15169).map(|s| s.name), Some("Google"));
+        assert_eq!(sender_by_asn(8075).map(|s| s.name), Some("Microsoft"));
+        assert_eq!(sender_by_asn(16509), None, "Amazon's network is not SES");
+        assert_eq!(sender_named("Amazon SES").map(|s| s.service), Some("Amazon Simple Email Service"));
+    }
+
+    #[test]
+    fn why_mail_does_not_align() {
+        let p = policy(None, None);
+        let default_ses = rec(&[("amazonses.com", "pass")], &[("us-east-1.amazonses.com", "pass")], None);
+        let c = classify(&default_ses, &p, None);
+        assert_eq!(
+            (c.spf_problem, c.dkim_problem),
+            (Some(SpfProblem::DefaultMailFrom), Some(DkimProblem::NoDomainSignature))
+        );
+        let aligned = rec(&[("example.com", "pass")], &[("mail.example.com", "pass")], None);
+        assert_eq!(classify(&aligned, &p, None).spf_problem, None);
+        let c = classify(&aligned, &policy(Some("s"), Some("s")), None);
+        assert_eq!((c.spf_problem, c.dkim_problem), (Some(SpfProblem::AspfStrict), None));
+        let sub = rec(&[("news.example.com", "pass")], &[("mail.example.com", "fail")], None);
+        let c = classify(&sub, &policy(Some("s"), None), None);
+        assert_eq!(
+            (c.spf_problem, c.dkim_problem),
+            (Some(SpfProblem::MailFromSpfFailed), Some(DkimProblem::AdkimStrict))
+        );
+        let broken = rec(&[("example.com", "fail")], &[("bounce.other.test", "pass")], None);
+        let c = classify(&broken, &p, None);
+        assert_eq!(
+            (c.spf_problem, c.dkim_problem),
+            (Some(SpfProblem::MailFromOtherDomain), Some(DkimProblem::DomainSignatureFailed))
+        );
+        let c = classify(&rec(&[], &[], None), &p, None);
+        assert_eq!(c.spf_problem, Some(SpfProblem::NoSpfResult));
     }
 }

@@ -1,8 +1,10 @@
 //! DMARC reports: aggregate reports parsed as a stream ([`aggregate`]), containers
 //! ([`unpack`]), failure reports ([`failure`]), source classification ([`classify`]),
-//! summaries ([`summary`]) and rollout advice ([`rollout`]). Pure: no I/O beyond readers.
+//! summaries ([`summary`]) with source addresses grouped by sender (an offline IP → ASN
+//! table: [`asn`]), and rollout advice ([`rollout`]). Pure: no I/O beyond readers.
 
 pub mod aggregate;
+pub mod asn;
 pub mod classify;
 pub mod failure;
 pub mod rollout;

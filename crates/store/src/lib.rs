@@ -18,7 +18,7 @@ mod sqlite;
 mod watch;
 
 pub use database::Database;
-pub use reports::{PreparedRecord, Stored, StoredRecord, Totals};
+pub use reports::{PreparedRecord, Stored, StoredRecord, StoredReport, Totals};
 pub use watch::{CheckWrite, CheckedDomain, Delivery, DomainState, OpenProblem, Pending, StoredEvent, WatchedDomain};
 
 use sql::Connection;

@@ -26,6 +26,27 @@ const SELECT_SOURCE_IPS: &str = "SELECT DISTINCT c.source_ip FROM reports r JOIN
 const SELECT_REPORTS: &str =
     "SELECT org_name, report_id, begin_ts, end_ts FROM reports WHERE domain = $1 AND end_ts > $2 AND end_ts <= $3";
 
+const REPORT_COLUMNS: &str =
+    "r.id, r.org_name, r.report_id, r.domain, r.begin_ts, r.end_ts, r.email, r.schema, r.policy,
+        r.origin, r.ingested_at,
+        (SELECT COUNT(*) FROM records c WHERE c.report = r.id),
+        (SELECT CAST(COALESCE(SUM(c.count), 0) AS BIGINT) FROM records c WHERE c.report = r.id)";
+static LIST_REPORTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {REPORT_COLUMNS} FROM reports r WHERE r.end_ts > $1 ORDER BY r.end_ts DESC, r.id DESC LIMIT $2")
+});
+static LIST_DOMAIN_REPORTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {REPORT_COLUMNS} FROM reports r WHERE r.domain = $1 AND r.end_ts > $2 ORDER BY r.end_ts DESC, r.id DESC LIMIT $3"
+    )
+});
+static REPORT_BY_ROW: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {REPORT_COLUMNS} FROM reports r WHERE r.id = $1"));
+static REPORTS_BY_REPORTER_ID: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {REPORT_COLUMNS} FROM reports r WHERE r.report_id = $1 ORDER BY r.id"));
+const SELECT_REPORT_RECORDS: &str = "SELECT r.org_name, r.report_id, r.begin_ts, r.end_ts, r.schema, r.policy,
+        c.source_ip, c.count, c.header_from, c.envelope_from, c.disposition, c.evaluated_dkim, c.evaluated_spf, c.dkim, c.spf
+     FROM reports r JOIN records c ON c.report = r.id WHERE r.id = $1";
+
 /// Rows per multi-row INSERT (one statement, or one PostgreSQL round trip, each).
 const BATCH: usize = 64;
 
@@ -74,6 +95,47 @@ pub struct StoredRecord {
     pub header: ReportHeader,
     /// The record.
     pub record: ReportRecord,
+}
+
+/// A stored aggregate report, as `reports list` and `reports show` see it: its row id, its
+/// header as stored (the original XML is not kept), and what it counts.
+#[derive(Debug, Clone)]
+pub struct StoredReport {
+    /// The database's id of the report (`reports show ID`).
+    pub id: i64,
+    /// Reporter, report id, period, contact, schema, the published policy.
+    pub header: ReportHeader,
+    /// Where it was read from (a path, `-`, a member inside an archive).
+    pub origin: String,
+    /// When it was stored, seconds since 1970.
+    pub ingested_at: i64,
+    /// Records stored.
+    pub records: u64,
+    /// Messages they count.
+    pub messages: u64,
+}
+
+fn read_report(row: &dyn Row) -> Result<StoredReport, StoreError> {
+    let mut header = ReportHeader::default();
+    header.metadata.org_name = row.text(1)?;
+    header.metadata.report_id = row.text(2)?;
+    let domain = row.text(3)?;
+    header.metadata.begin = row.i64(4)?;
+    header.metadata.end = row.i64(5)?;
+    header.metadata.email = row.opt_text(6)?;
+    header.schema = if row.text(7)? == "rfc9990" { "rfc9990" } else { "rfc7489" };
+    header.policy = serde_json::from_str::<PolicyPublished>(&row.text(8)?).unwrap_or_default();
+    if header.policy.domain.is_empty() {
+        header.policy.domain = domain;
+    }
+    Ok(StoredReport {
+        id: row.i64(0)?,
+        header,
+        origin: row.text(9)?,
+        ingested_at: row.i64(10)?,
+        records: row.i64(11)?.max(0) as u64,
+        messages: row.i64(12)?.max(0) as u64,
+    })
 }
 
 /// Everything stored, counted.
@@ -369,6 +431,50 @@ impl Store {
     /// The distinct source IPs (as stored) in `domain`'s reports in the window.
     pub fn source_ips(&mut self, domain: &str, since: i64, until: i64) -> Result<Vec<String>, StoreError> {
         self.conn.query_all(SELECT_SOURCE_IPS, &[domain.into(), since.into(), until.into()], |r| r.text(0))
+    }
+
+    /// Stored reports whose period ends after `since`, for `domain` or for every domain,
+    /// newest first, at most `limit`; and how many there are in all.
+    pub fn list_reports(
+        &mut self,
+        domain: Option<&str>,
+        since: i64,
+        limit: u64,
+    ) -> Result<(Vec<StoredReport>, u64), StoreError> {
+        let limit = limit.min(i64::MAX as u64) as i64;
+        let (reports, total) = match domain {
+            Some(d) => (
+                self.conn.query_all(&LIST_DOMAIN_REPORTS, &[d.into(), since.into(), limit.into()], read_report)?,
+                self.conn.query_i64(
+                    "SELECT COUNT(*) FROM reports WHERE domain = $1 AND end_ts > $2",
+                    &[d.into(), since.into()],
+                )?,
+            ),
+            None => (
+                self.conn.query_all(&LIST_REPORTS, &[since.into(), limit.into()], read_report)?,
+                self.conn.query_i64("SELECT COUNT(*) FROM reports WHERE end_ts > $1", &[since.into()])?,
+            ),
+        };
+        Ok((reports, total.max(0) as u64))
+    }
+
+    /// The stored report with the database id `id`.
+    pub fn report_by_id(&mut self, id: i64) -> Result<Option<StoredReport>, StoreError> {
+        self.conn.query_opt(&REPORT_BY_ROW, &[id.into()], read_report)
+    }
+
+    /// The stored reports whose reporter gave them the id `report_id` (several reporters
+    /// may have used the same one).
+    pub fn reports_by_reporter_id(&mut self, report_id: &str) -> Result<Vec<StoredReport>, StoreError> {
+        self.conn.query_all(&REPORTS_BY_REPORTER_ID, &[report_id.into()], read_report)
+    }
+
+    /// Every record of the stored report `id` (in no particular order).
+    pub fn report_records(&mut self, id: i64, each: &mut dyn FnMut(StoredRecord)) -> Result<(), StoreError> {
+        self.conn.query(SELECT_REPORT_RECORDS, &[id.into()], &mut |row| {
+            each(read_record(row)?);
+            Ok(())
+        })
     }
 
     /// Reports, records and messages stored in all.

@@ -109,6 +109,47 @@ fn reports_are_stored_once_and_read_back() {
 }
 
 #[test]
+fn stored_reports_are_listed_and_found_by_either_id() {
+    each_store("list", |store, location| {
+        let mut first = header("shared", 1_700_000_000);
+        first.metadata.email = Some("dmarc@reporter.test".into());
+        store.store_aggregate(&first, "a.xml", (0..3).map(|i| record("192.0.2.1", i + 1))).unwrap();
+        let mut second = header("shared", 1_700_086_400);
+        second.metadata.org_name = "other.test".into();
+        store.store_aggregate(&second, "b.xml", [record("192.0.2.2", 10)]).unwrap();
+        let mut elsewhere = header("x1", 1_700_172_800);
+        elsewhere.policy.domain = "other.example".into();
+        store.store_aggregate(&elsewhere, "c.xml", Vec::new()).unwrap();
+
+        let (reports, total) = store.list_reports(Some("example.com"), 0, 10).unwrap();
+        assert_eq!(total, 2, "{location:?}");
+        let seen: Vec<(&str, u64, u64)> =
+            reports.iter().map(|r| (r.header.metadata.org_name.as_str(), r.records, r.messages)).collect();
+        assert_eq!(seen, [("other.test", 1, 10), ("reporter.test", 3, 6)], "newest first");
+        let r = &reports[1];
+        assert_eq!((r.origin.as_str(), r.header.metadata.email.as_deref()), ("a.xml", Some("dmarc@reporter.test")));
+        assert_eq!((r.header.policy.domain.as_str(), r.header.policy.p.as_deref()), ("example.com", Some("none")));
+        assert!(r.ingested_at > 1_700_000_000);
+        let (all, total) = store.list_reports(None, 0, 2).unwrap();
+        assert_eq!((all.len(), total), (2, 3), "the limit, and how many there are");
+        assert_eq!((all[0].records, all[0].messages), (0, 0), "a report without records");
+        let (none, total) = store.list_reports(None, 1_700_172_800 + 86_400, 10).unwrap();
+        assert!(none.is_empty() && total == 0, "periods ending in the window only");
+
+        let by_row = store.report_by_id(r.id).unwrap().unwrap();
+        assert_eq!(by_row.header.metadata.report_id, "shared");
+        assert!(store.report_by_id(r.id + 1000).unwrap().is_none());
+        assert_eq!(store.reports_by_reporter_id("shared").unwrap().len(), 2);
+        assert_eq!(store.reports_by_reporter_id("x1").unwrap().len(), 1);
+        assert!(store.reports_by_reporter_id("nope").unwrap().is_empty());
+        let mut counts = Vec::new();
+        store.report_records(r.id, &mut |rec| counts.push(rec.record.count)).unwrap();
+        counts.sort();
+        assert_eq!(counts, [1, 2, 3]);
+    });
+}
+
+#[test]
 fn an_abandoned_report_leaves_nothing() {
     each_store("abandon", |store, _| {
         assert!(store.begin_report(&header("half", 1_700_000_000), "cut.xml").unwrap());

@@ -8,6 +8,7 @@ mod hostile;
 mod new_user;
 mod plan;
 mod reports;
+mod summary;
 mod util;
 mod verify;
 mod watch;
