@@ -234,13 +234,13 @@ fn walk(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut 
         unzip(origin, data, budget, depth, out);
         return;
     }
+    if is_aggregate_xml(data) {
+        out(Ok(Item { origin: origin.to_string(), content: Content::Aggregate(data.to_vec()) }));
+        return;
+    }
     let trimmed = skip_bom_and_space(data);
-    if trimmed.starts_with(b"<") || is_wide_xml(data) {
-        if mentions_feedback(trimmed) || is_wide_xml(data) {
-            out(Ok(Item { origin: origin.to_string(), content: Content::Aggregate(data.to_vec()) }));
-        } else {
-            out(Err(err(origin, "XML, but not a DMARC aggregate report (no <feedback> element)")));
-        }
+    if trimmed.starts_with(b"<") {
+        out(Err(err(origin, "XML, but not a DMARC aggregate report (no <feedback> element)")));
         return;
     }
     if trimmed.starts_with(b"From ") {
