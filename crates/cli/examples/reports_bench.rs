@@ -6,6 +6,9 @@
 //! `reports_bench big MB FILE`: writes one report of about MB megabytes (streamed).
 //! `reports_bench parse DIR`: unpacks and parses everything under DIR, no storage; prints
 //! MB/s and records/s.
+//! `reports_bench mailbox N DIR`: starts Dovecot (the tests' harness) with N report mails
+//! in one INBOX, writes DIR/intake.toml for `intake run` and then DIR/ready, and keeps
+//! Dovecot running until its standard input closes (bench/intake).
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -94,6 +97,50 @@ fn generate(n: u64, dir: &Path) {
     println!("{bytes} {records}");
 }
 
+fn report_mail(i: u64) -> (String, u64, u64) {
+    let recs = 50 + (i * 37) % 300;
+    let xml = report(i, recs);
+    let name = format!("google.com!example.com!{i}");
+    let mail = format!(
+        "From: noreply-dmarc-support@google.com\r\nTo: dmarc@example.com\r\nSubject: Report domain: example.com Report-ID: {i}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is an aggregate report.\r\n--b\r\nContent-Type: application/gzip; name=\"{name}.xml.gz\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"{name}.xml.gz\"\r\n\r\n{}\r\n--b--\r\n",
+        base64_lines(&gzip(xml.as_bytes()))
+    );
+    (mail, xml.len() as u64, recs)
+}
+
+fn mailbox(n: u64, dir: &Path) {
+    use ses_dmarc_testkit::{Dovecot, DovecotOptions};
+    let password = "bench-password";
+    let dovecot = Dovecot::start(&[("reports", password)], &DovecotOptions::default()).unwrap_or_else(|e| {
+        eprintln!("reports_bench: cannot start Dovecot: {e}");
+        std::process::exit(1)
+    });
+    let (mut bytes, mut mail_bytes) = (0u64, 0u64);
+    for i in 0..n {
+        let (mail, xml, _) = report_mail(i);
+        bytes += xml;
+        mail_bytes += mail.len() as u64;
+        dovecot.deliver("reports", "INBOX", &format!("{i:06}.bench"), mail.as_bytes());
+    }
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::write(
+        dir.join("intake.toml"),
+        format!(
+            "[[intake.imap]]\nname = \"bench\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\nca_file = \"{}\"\n\
+             user = \"reports\"\npassword_env = \"BENCH_IMAP_PASSWORD\"\nprocessed_folder = \"Reports/Done\"\n",
+            dovecot.tls_port,
+            dovecot.ca_file.display()
+        ),
+    )
+    .expect("write the configuration");
+    std::fs::write(dir.join("ready"), format!("{n} {mail_bytes} {bytes} {password}\n")).expect("write ready");
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    let left = dovecot.messages("reports", "INBOX").len();
+    let done = dovecot.messages("reports", "Reports/Done").len();
+    println!("{left} {done}");
+}
+
 fn base64_lines(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(data.len() * 4 / 3 + 8);
@@ -168,8 +215,9 @@ fn main() {
         ["gen", n, dir] => generate(n.parse().expect("N"), Path::new(dir)),
         ["big", mb, file] => big(mb.parse().expect("MB"), Path::new(file)),
         ["parse", dir] => parse(Path::new(dir)),
+        ["mailbox", n, dir] => mailbox(n.parse().expect("N"), Path::new(dir)),
         _ => {
-            eprintln!("usage: reports_bench gen N DIR | big MB FILE | parse DIR");
+            eprintln!("usage: reports_bench gen N DIR | big MB FILE | parse DIR | mailbox N DIR");
             std::process::exit(2);
         }
     }

@@ -4,6 +4,7 @@
 mod aws_cmd;
 mod check_cmd;
 mod dns_args;
+mod intake_cmd;
 mod plan_cmd;
 mod reports_cmd;
 mod spf_cmd;
@@ -58,6 +59,10 @@ enum Command {
     /// Keep it passing: watched domains checked daily, what changed as events, alerts.
     #[command(subcommand)]
     Watch(watch_cmd::WatchCommand),
+    /// Take DMARC reports from mailboxes (IMAP) and buckets (S3, where SES writes what it
+    /// receives), never losing one.
+    #[command(subcommand)]
+    Intake(intake_cmd::IntakeCommand),
 }
 
 /// How a command ends (docs/commands.md gives each command's meaning of them).
@@ -103,6 +108,7 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Ses(cmd) => aws_cmd::run_ses(cmd).await,
         Command::Apply(args) => aws_cmd::apply(args).await,
         Command::Watch(cmd) => watch_cmd::run(cmd).await,
+        Command::Intake(cmd) => intake_cmd::run(cmd).await,
     }
 }
 

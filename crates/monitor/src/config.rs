@@ -693,6 +693,17 @@ pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
             let span = s.span();
             let s = s.into_inner();
             let tls = r.tls(&span, s.tls.as_deref(), Tls::Implicit)?;
+            let loopback = s.host == "localhost" || s.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if tls == Tls::None && !loopback {
+                return Err(r.err(
+                    Some(span),
+                    format!(
+                        "[[intake.imap]] tls = \"none\" would send the password to {} in clear: \
+                         it is for a server on loopback; write \"implicit\" or \"starttls\"",
+                        s.host
+                    ),
+                ));
+            }
             let password = r.secret(&span, "password", s.password_env.as_ref(), s.password_file.as_ref())?;
             let auth = match (password, s.oauth2_token_env, s.oauth2_token_command) {
                 (Some(p), None, None) => ImapAuth::Password(p),
@@ -727,6 +738,14 @@ pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
             let s = s.into_inner();
             if s.bucket.is_empty() {
                 return Err(r.err(Some(span), "[[intake.s3]] bucket is empty".into()));
+            }
+            if s.queue_url.is_some() {
+                return Err(r.err(
+                    Some(span),
+                    "[[intake.s3]] queue_url: reading S3 event notifications from SQS is not supported yet; \
+                     leave it out and the prefix is listed at each pass"
+                        .into(),
+                ));
             }
             c.s3.push(S3Source {
                 name: s.name.unwrap_or_else(|| format!("s3#{}", i + 1)),
@@ -894,5 +913,15 @@ to = ["ops@example.com"]
             .unwrap_err();
         assert!(e.to_string().contains("\"implicit\", \"starttls\" or \"none\""), "{e}");
         assert!(load(Path::new("/nonexistent/ses-dmarc.toml")).unwrap_err().to_string().contains("cannot read"));
+        let e = parse(
+            "[[intake.imap]]\nhost = \"imap.example.com\"\ntls = \"none\"\nuser = \"u\"\noauth2_token_env = \"T\"\n",
+            "c.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("in clear"), "{e}");
+        let ok = "[[intake.imap]]\nhost = \"127.0.0.1\"\ntls = \"none\"\nuser = \"u\"\noauth2_token_env = \"T\"\n";
+        assert_eq!(parse(ok, "c.toml").unwrap().imap[0].port, 143);
+        let e = parse("[[intake.s3]]\nbucket = \"b\"\nqueue_url = \"https://sqs.example/q\"\n", "c.toml").unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
     }
 }

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod config;
 pub mod diff;
 pub mod events;
+pub mod intake;
 pub mod report_watch;
 pub mod schedule;
 pub mod ses_changes;

@@ -36,6 +36,9 @@ pub struct UnpackError {
     pub origin: String,
     /// What is wrong with it.
     pub message: String,
+    /// The input was read and holds no report at all (an e-mail without a report part),
+    /// rather than a report that cannot be read: mail intake leaves such messages alone.
+    pub no_report: bool,
 }
 
 /// Bounds on unpacking, against decompression bombs.
@@ -56,7 +59,7 @@ impl Default for UnpackLimits {
 }
 
 fn err(origin: &str, message: impl Into<String>) -> UnpackError {
-    UnpackError { origin: origin.to_string(), message: message.into() }
+    UnpackError { origin: origin.to_string(), message: message.into(), no_report: false }
 }
 
 fn skip_bom_and_space(data: &[u8]) -> &[u8] {
@@ -447,5 +450,8 @@ fn message(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &m
     if !nothing {
         return;
     }
-    out(Err(err(origin, "an e-mail with no DMARC report in it (no XML, gzip or zip part, no failure report)")));
+    out(Err(UnpackError {
+        no_report: true,
+        ..err(origin, "an e-mail with no DMARC report in it (no XML, gzip or zip part, no failure report)")
+    }));
 }

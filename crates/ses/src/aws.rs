@@ -21,6 +21,10 @@ fn service_of(operation: &str) -> &'static str {
         "route53"
     } else if operation == "GetMetricData" || operation == "ListMetrics" {
         "cloudwatch"
+    } else if operation.contains("Bucket") {
+        "s3"
+    } else if operation == "GetCallerIdentity" {
+        "sts"
     } else {
         "ses"
     }
@@ -96,6 +100,18 @@ where
         "InvalidChangeBatch" | "InvalidInput" | "InvalidParameterValue" | "BadRequestException" => {
             (AwsErrorKind::Refused, format!("AWS refused {operation}: {detail}"))
         }
+        "NoSuchBucket" | "RuleSetDoesNotExist" | "RuleDoesNotExist" => {
+            (AwsErrorKind::NotFound, format!("{operation}: {code}: {detail}"))
+        }
+        "InvalidS3Configuration" | "InvalidSnsTopic" | "InvalidLambdaFunction" | "LimitExceeded" => {
+            (AwsErrorKind::Refused, format!("AWS refused {operation} ({code}): {detail}"))
+        }
+        "InvalidAction" => (
+            AwsErrorKind::Refused,
+            format!(
+                "AWS refused {operation} ({code}: {detail}): SES does not receive mail in this region; use one where it does (`--receive-region`)"
+            ),
+        ),
         "" => match &err {
             SdkError::TimeoutError(_) => (
                 AwsErrorKind::Timeout,
@@ -129,7 +145,9 @@ where
     AwsError { kind, message }
 }
 
-async fn sdk_config(region: &str, endpoint_url: Option<&str>) -> aws_config::SdkConfig {
+/// The AWS SDK configuration every client here uses: the standard credential chain, `region`,
+/// another endpoint when given (moto, MinIO), short connect and operation timeouts.
+pub async fn sdk_config(region: &str, endpoint_url: Option<&str>) -> aws_config::SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .operation_timeout(Duration::from_secs(60))
@@ -722,6 +740,175 @@ impl Route53 {
             tokio::time::sleep(poll).await;
         }
     }
+}
+
+/// What [`Receiving::describe_active`] finds: the active rule set of the region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveRuleSet {
+    /// Its name.
+    pub name: String,
+    /// Its rules' names, in order.
+    pub rules: Vec<String>,
+}
+
+/// A receipt rule as SES describes it, as much as `apply` compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSummary {
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// Its recipients.
+    pub recipients: Vec<String>,
+    /// Its S3 actions: (bucket, object key prefix).
+    pub s3_actions: Vec<(String, String)>,
+}
+
+/// SES receiving (SES v1 receipt rules) and S3 bucket policies in one region, for
+/// `apply --receive-reports`.
+pub struct Receiving {
+    ses_endpoint: String,
+    s3_endpoint: String,
+    ses: aws_sdk_ses::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+impl Receiving {
+    /// Clients for SES v1 and S3 in `region`; `endpoint_url` replaces AWS's endpoints (moto;
+    /// S3 then uses path-style addressing).
+    pub async fn connect(region: &str, endpoint_url: Option<&str>) -> Self {
+        let config = sdk_config(region, endpoint_url).await;
+        let mut s3 = aws_sdk_s3::config::Builder::from(&config);
+        if endpoint_url.is_some() {
+            s3 = s3.force_path_style(true);
+        }
+        Receiving {
+            ses_endpoint: endpoint_name(&config, "SES", region),
+            s3_endpoint: endpoint_name(&config, "S3", region),
+            ses: aws_sdk_ses::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+        }
+    }
+
+    /// The bucket's policy; `None` when it has none.
+    pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, AwsError> {
+        match self.s3.get_bucket_policy().bucket(bucket).send().await {
+            Ok(answer) => Ok(answer.policy().map(str::to_string)),
+            Err(e) if e.code() == Some("NoSuchBucketPolicy") => Ok(None),
+            Err(e) => Err(explain("GetBucketPolicy", &self.s3_endpoint, e)),
+        }
+    }
+
+    /// Sets the bucket's (whole) policy.
+    pub async fn put_bucket_policy(&self, bucket: &str, policy: &str) -> Result<(), AwsError> {
+        self.s3
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy)
+            .send()
+            .await
+            .map_err(|e| explain("PutBucketPolicy", &self.s3_endpoint, e))?;
+        Ok(())
+    }
+
+    /// The region's active receipt rule set, if one is.
+    pub async fn describe_active(&self) -> Result<Option<ActiveRuleSet>, AwsError> {
+        let answer = self
+            .ses
+            .describe_active_receipt_rule_set()
+            .send()
+            .await
+            .map_err(|e| explain("DescribeActiveReceiptRuleSet", &self.ses_endpoint, e))?;
+        Ok(answer.metadata().and_then(|m| m.name()).filter(|n| !n.is_empty()).map(|name| ActiveRuleSet {
+            name: name.to_string(),
+            rules: answer.rules().iter().map(|r| r.name().to_string()).collect(),
+        }))
+    }
+
+    /// Creates the rule set; `false` when it exists already.
+    pub async fn create_rule_set(&self, name: &str) -> Result<bool, AwsError> {
+        match self.ses.create_receipt_rule_set().rule_set_name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("AlreadyExists") => Ok(false),
+            Err(e) => Err(explain("CreateReceiptRuleSet", &self.ses_endpoint, e)),
+        }
+    }
+
+    /// The rule `rule` of the set `rule_set`; `None` when the rule, or the set, does not exist.
+    pub async fn describe_rule(&self, rule_set: &str, rule: &str) -> Result<Option<RuleSummary>, AwsError> {
+        match self.ses.describe_receipt_rule().rule_set_name(rule_set).rule_name(rule).send().await {
+            Ok(answer) => Ok(answer.rule().map(|r| RuleSummary {
+                enabled: r.enabled(),
+                recipients: r.recipients().to_vec(),
+                s3_actions: r
+                    .actions()
+                    .iter()
+                    .filter_map(|a| a.s3_action())
+                    .map(|s| (s.bucket_name().to_string(), s.object_key_prefix().unwrap_or_default().to_string()))
+                    .collect(),
+            })),
+            Err(e) if matches!(e.code(), Some("RuleDoesNotExist" | "RuleSetDoesNotExist")) => Ok(None),
+            Err(e) => Err(explain("DescribeReceiptRule", &self.ses_endpoint, e)),
+        }
+    }
+
+    /// Creates the rule (enabled, TLS optional, scanned, one S3 action) at the start of the set.
+    pub async fn create_rule(
+        &self,
+        rule_set: &str,
+        rule: &str,
+        recipient: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<(), AwsError> {
+        use aws_sdk_ses::types::{ReceiptAction, ReceiptRule, S3Action, TlsPolicy};
+        let built = |e: aws_sdk_ses::error::BuildError| AwsError { kind: AwsErrorKind::Other, message: e.to_string() };
+        let mut action = S3Action::builder().bucket_name(bucket);
+        if !prefix.is_empty() {
+            action = action.object_key_prefix(prefix);
+        }
+        let receipt_rule = ReceiptRule::builder()
+            .name(rule)
+            .enabled(true)
+            .tls_policy(TlsPolicy::Optional)
+            .recipients(recipient)
+            .scan_enabled(true)
+            .actions(ReceiptAction::builder().s3_action(action.build().map_err(built)?).build())
+            .build()
+            .map_err(built)?;
+        self.ses
+            .create_receipt_rule()
+            .rule_set_name(rule_set)
+            .rule(receipt_rule)
+            .send()
+            .await
+            .map_err(|e| explain("CreateReceiptRule", &self.ses_endpoint, e))?;
+        Ok(())
+    }
+
+    /// Makes `rule_set` the region's active rule set (whatever was active stops).
+    pub async fn activate(&self, rule_set: &str) -> Result<(), AwsError> {
+        self.ses
+            .set_active_receipt_rule_set()
+            .rule_set_name(rule_set)
+            .send()
+            .await
+            .map_err(|e| explain("SetActiveReceiptRuleSet", &self.ses_endpoint, e))?;
+        Ok(())
+    }
+}
+
+/// The account id of the credentials in use (STS GetCallerIdentity).
+pub async fn account_id(endpoint_url: Option<&str>) -> Result<String, AwsError> {
+    let config = sdk_config("us-east-1", endpoint_url).await;
+    let endpoint = endpoint_name(&config, "STS", "us-east-1");
+    let answer = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| explain("GetCallerIdentity", &endpoint, e))?;
+    answer.account().map(str::to_string).ok_or_else(|| AwsError {
+        kind: AwsErrorKind::Other,
+        message: "GetCallerIdentity gave no account id: pass --account-id".into(),
+    })
 }
 
 #[cfg(test)]

@@ -50,6 +50,13 @@ pub struct InputOutcome {
     pub messages: u64,
     /// Why parts failed (or why it was skipped).
     pub error: Option<String>,
+    /// Whether a failure was the database's, not the input's (the input may be retried).
+    #[serde(skip)]
+    pub database_failed: bool,
+    /// How many of the failures are e-mails that hold no report at all (counted in `failed`
+    /// too, so `reports ingest` still says so).
+    #[serde(skip)]
+    pub no_report: u64,
     #[serde(skip)]
     skipped: bool,
 }
@@ -118,6 +125,8 @@ enum Event {
     },
     /// Something in the input could not be read; the rest of the input goes on.
     Failed(String),
+    /// The input (an e-mail) was read and holds no report.
+    NoReport(String),
     /// The input is deliberately not read.
     Skipped(String),
 }
@@ -244,6 +253,7 @@ fn read_input(origin: &str, input: impl Read, limits: &UnpackLimits, emit: &mut 
                 Err(e) => emit(Event::Failed(format!("{}: {e}", item.origin))),
             },
         },
+        Err(e) if e.no_report => emit(Event::NoReport(e.to_string())),
         Err(e) => emit(Event::Failed(e.to_string())),
     });
 }
@@ -329,13 +339,17 @@ impl Applier {
                 }
                 match store.begin_report(&header, &origin) {
                     Ok(new) => self.open = Some(new),
-                    Err(e) => self.error = Some(e),
+                    Err(e) => {
+                        self.out.database_failed = true;
+                        self.error = Some(e);
+                    }
                 }
             }
             Event::Records(records) => {
                 if self.open == Some(true) && self.error.is_none() {
                     for r in records {
                         if let Err(e) = store.add_prepared(r) {
+                            self.out.database_failed = true;
                             self.error = Some(e);
                             break;
                         }
@@ -368,7 +382,10 @@ impl Applier {
                                     self.out.fail(format!("{origin}: {reason}; that record was not stored"));
                                 }
                             }
-                            Err(e) => self.out.fail(format!("{origin}: {e}")),
+                            Err(e) => {
+                                self.out.database_failed = true;
+                                self.out.fail(format!("{origin}: {e}"))
+                            }
                         },
                         None => self.out.fail(format!("{origin}: the report could not be stored")),
                     },
@@ -377,9 +394,16 @@ impl Applier {
             Event::Failure { origin, report } => match store.store_failure(&report, &origin) {
                 Ok(crate::Stored::Duplicate) => self.out.duplicates += 1,
                 Ok(crate::Stored::New { .. }) => self.out.reports += 1,
-                Err(e) => self.out.fail(format!("{origin}: {e}")),
+                Err(e) => {
+                    self.out.database_failed = true;
+                    self.out.fail(format!("{origin}: {e}"))
+                }
             },
             Event::Failed(message) => self.out.fail(message),
+            Event::NoReport(message) => {
+                self.out.no_report += 1;
+                self.out.fail(message)
+            }
             Event::Skipped(reason) => {
                 self.out.skipped = true;
                 self.out.error = Some(reason);

@@ -9,6 +9,7 @@
 
 mod database;
 pub mod ingest;
+mod intake;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod reports;
@@ -18,6 +19,7 @@ mod sqlite;
 mod watch;
 
 pub use database::Database;
+pub use intake::{IntakeFailure, MailboxCheckpoint};
 pub use reports::{PreparedRecord, Stored, StoredRecord, StoredReport, Totals};
 pub use watch::{CheckWrite, CheckedDomain, Delivery, DomainState, OpenProblem, Pending, StoredEvent, WatchedDomain};
 

@@ -147,6 +147,8 @@ pub struct Totals {
     pub records: u64,
     /// The messages those records count.
     pub messages: u64,
+    /// Failure reports.
+    pub failures: u64,
 }
 
 /// The report being stored: its row id, counts, and records not yet inserted.
@@ -477,7 +479,7 @@ impl Store {
         })
     }
 
-    /// Reports, records and messages stored in all.
+    /// Reports, records, messages and failure reports stored in all.
     pub fn totals(&mut self) -> Result<Totals, StoreError> {
         let reports = self.conn.query_i64("SELECT COUNT(*) FROM reports", &[])?;
         let (records, messages) = self
@@ -486,7 +488,13 @@ impl Store {
                 Ok((r.i64(0)?, r.i64(1)?))
             })?
             .unwrap_or((0, 0));
-        Ok(Totals { reports: reports as u64, records: records as u64, messages: messages as u64 })
+        let failures = self.conn.query_i64("SELECT COUNT(*) FROM failures", &[])?;
+        Ok(Totals {
+            reports: reports as u64,
+            records: records as u64,
+            messages: messages as u64,
+            failures: failures as u64,
+        })
     }
 }
 

@@ -56,6 +56,17 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE known_sources (
         domain TEXT NOT NULL, source TEXT NOT NULL, first_seen BIGINT NOT NULL,
         PRIMARY KEY (domain, source));",
+    // Intake: where each mailbox was read to (UIDVALIDITY + last UID), the objects of each
+    // bucket already taken (key + ETag), and why messages or objects were not stored.
+    "CREATE TABLE intake_checkpoints (
+        source TEXT PRIMARY KEY, uid_validity BIGINT NOT NULL, last_uid BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL);
+     CREATE TABLE intake_objects (
+        source TEXT NOT NULL, object_key TEXT NOT NULL, etag TEXT NOT NULL, outcome TEXT NOT NULL,
+        at BIGINT NOT NULL, PRIMARY KEY (source, object_key, etag));
+     CREATE TABLE intake_failures (
+        id {id}, source TEXT NOT NULL, item TEXT NOT NULL, reason TEXT NOT NULL, at BIGINT NOT NULL);
+     CREATE INDEX intake_failures_source ON intake_failures(source, at);",
 ];
 
 /// A migration's text for one dialect.

@@ -2,6 +2,9 @@
 //! temporary folder per test, and test databases (a SQLite file always; a fresh
 //! PostgreSQL database when a server answers, required when `CI` is set).
 
+mod dovecot;
+
+pub use dovecot::{Dovecot, DovecotOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -87,12 +87,13 @@ impl Moto {
         Some(moto)
     }
 
-    /// Runs Python with boto3 against this moto; `script` sees `ses`, `route53` and
-    /// `json` (region eu-west-1 for SES) and prints what the test reads back.
+    /// Runs Python with boto3 against this moto; `script` sees `ses`, `route53`, `s3` and
+    /// `json` (region eu-west-1 for SES and S3) and prints what the test reads back.
     pub(crate) fn boto(&self, script: &str) -> String {
         let prelude = format!(
             "import boto3, json\nk = dict(endpoint_url='{}', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-             ses = boto3.client('ses', region_name='eu-west-1', **k)\nroute53 = boto3.client('route53', region_name='us-east-1', **k)\n",
+             ses = boto3.client('ses', region_name='eu-west-1', **k)\nroute53 = boto3.client('route53', region_name='us-east-1', **k)\n\
+             s3 = boto3.client('s3', region_name='eu-west-1', **k)\n",
             self.url
         );
         let out = Command::new(venv_bin("python"))

@@ -5,6 +5,7 @@ mod aws;
 mod check;
 mod fake_aws;
 mod hostile;
+mod intake;
 mod new_user;
 mod plan;
 mod reports;
