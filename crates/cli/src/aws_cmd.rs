@@ -441,7 +441,12 @@ async fn set_mail_from(args: SetMailFromArgs) -> anyhow::Result<Exit> {
 }
 
 pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
-    let input = args.plan.to_input().await?;
+    let mut input = args.plan.to_input().await?;
+    if let Some(rx) = input.receive_reports.as_mut().filter(|rx| rx.account_id.is_none()) {
+        // The bucket policy names the account: ask STS for the credentials' own.
+        let id = ses_dmarc_ops::apply::account_id(args.plan.endpoint_url.as_deref()).await?;
+        rx.account_id = Some(id);
+    }
     let plan = ses_dmarc_ses::plan(&input)?;
     let options = ApplyOptions {
         hosted_zone_id: args.hosted_zone_id.clone(),
@@ -503,9 +508,40 @@ pub(crate) fn print_apply(out: &mut impl Write, r: &ApplyReport, completed: bool
             writeln!(out, "      {}", s.dim(n))?;
         }
     }
+    if let Some(rx) = &r.receiving {
+        writeln!(
+            out,
+            "{}",
+            s.bold(&format!(
+                "SES receiving in {} for {}: s3://{}/{}, rule {} in the set {}",
+                rx.region, rx.address, rx.bucket, rx.prefix, rx.rule, rx.rule_set
+            ))
+        )?;
+        for step in &rx.steps {
+            let mark = match step.kind {
+                ChangeKind::Create => s.green(if r.dry_run { "create   " } else { "created  " }),
+                ChangeKind::Update => s.yellow(if r.dry_run { "update   " } else { "updated  " }),
+                ChangeKind::Unchanged => s.dim("unchanged"),
+                ChangeKind::Conflict => s.red("conflict "),
+                ChangeKind::Skipped => s.dim("skipped  "),
+            };
+            writeln!(out, "  {mark} {}", step.action)?;
+            if let Some(n) = &step.note {
+                writeln!(out, "      {}", s.dim(n))?;
+            }
+        }
+    }
     if !completed {
         // Stopped before the diff was known: say nothing that reads like a result.
         return Ok(());
+    }
+    if let Some(rx) = &r.receiving {
+        let n = rx.changed() as u64;
+        match (r.dry_run, n) {
+            (true, n) => writeln!(out, "Dry run: {} to SES receiving would be made.", count(n, "change"))?,
+            (false, 0) => writeln!(out, "SES receiving: nothing to change.")?,
+            (false, n) => writeln!(out, "SES receiving: {} made.", count(n, "change"))?,
+        }
     }
     match (r.dry_run, r.submitted, r.insync) {
         (true, n, _) => {

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ses_dmarc_records::Policy;
 use ses_dmarc_ses::plan::{AdviceLevel, MxFailureBehavior, Plan, PlanInput};
+use ses_dmarc_ses::receiving::ReceiveReportsInput;
 use ses_dmarc_ses::{plan, render};
 use std::io::Write;
 
@@ -77,6 +78,56 @@ pub(crate) struct PlanInputArgs {
     /// Another SES / Route 53 endpoint (default: AWS_ENDPOINT_URL, else AWS's own).
     #[arg(long, value_name = "URL")]
     pub(crate) endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub(crate) receive: ReceiveArgs,
+}
+
+/// `--receive-reports` and its settings (shared by `plan` and `apply`).
+#[derive(Debug, Args)]
+pub(crate) struct ReceiveArgs {
+    /// Receive the DMARC reports with SES: an MX for the reports address to SES's inbound
+    /// endpoint, a receipt rule writing to S3, the bucket policy, and the rua pointing there.
+    #[arg(long)]
+    pub(crate) receive_reports: bool,
+    /// The reports address (default dmarc@dmarc-reports.DOMAIN); not at DOMAIN itself nor at
+    /// the MAIL FROM name.
+    #[arg(long, value_name = "ADDR", requires = "receive_reports")]
+    pub(crate) reports_address: Option<String>,
+    /// The S3 bucket SES writes the reports to (required with --receive-reports).
+    #[arg(long, value_name = "NAME", requires = "receive_reports")]
+    pub(crate) reports_bucket: Option<String>,
+    /// The object key prefix in the bucket.
+    #[arg(long, value_name = "PREFIX", requires = "receive_reports")]
+    pub(crate) reports_prefix: Option<String>,
+    /// The SES region that receives (default: the first --region where SES receives mail).
+    #[arg(long, value_name = "REGION", requires = "receive_reports")]
+    pub(crate) receive_region: Option<String>,
+    /// Your 12-digit AWS account id, for the bucket policy and the rule ARN (`apply` asks STS
+    /// when it is left out).
+    #[arg(long, value_name = "ID", requires = "receive_reports")]
+    pub(crate) account_id: Option<String>,
+    /// Add the rule to this existing receipt rule set, neither creating nor activating a set
+    /// (default: the active set, else a set `ses-dmarc`, created and activated).
+    #[arg(long, value_name = "NAME", requires = "receive_reports")]
+    pub(crate) receipt_rule_set: Option<String>,
+    /// The receipt rule's name.
+    #[arg(long, value_name = "NAME", requires = "receive_reports")]
+    pub(crate) receipt_rule: Option<String>,
+}
+
+impl ReceiveArgs {
+    /// The receiving input, when `--receive-reports` is given.
+    pub(crate) fn to_input(&self) -> Option<ReceiveReportsInput> {
+        self.receive_reports.then(|| ReceiveReportsInput {
+            address: self.reports_address.clone(),
+            bucket: self.reports_bucket.clone(),
+            prefix: self.reports_prefix.clone(),
+            region: self.receive_region.clone(),
+            account_id: self.account_id.clone(),
+            existing_rule_set: self.receipt_rule_set.clone(),
+            rule: self.receipt_rule.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -113,10 +164,20 @@ impl PlanInputArgs {
                 MxFailureArg::Reject => MxFailureBehavior::RejectMessage,
             },
             dkim_signing_zones: Default::default(),
+            receive_reports: self.receive.to_input(),
         };
         if self.from_ses {
             for note in ses_dmarc_ops::plan::complete_from_ses(&mut input, self.endpoint_url.as_deref()).await? {
                 style::warning(&mut std::io::stderr(), &note);
+            }
+            if let Some(rx) = input.receive_reports.as_mut().filter(|rx| rx.account_id.is_none()) {
+                match ses_dmarc_ops::apply::account_id(self.endpoint_url.as_deref()).await {
+                    Ok(id) => rx.account_id = Some(id),
+                    Err(e) => style::warning(
+                        &mut std::io::stderr(),
+                        &format!("the account id stays a placeholder (pass --account-id): {e}"),
+                    ),
+                }
             }
         }
         Ok(input)
@@ -133,6 +194,17 @@ pub(crate) async fn run(args: PlanArgs) -> anyhow::Result<Exit> {
         PlanFormat::Json => json(&plan)?,
         PlanFormat::Route53 => {
             let (batch, left_out) = render::route53_change_batch(&plan);
+            for r in render::outside_domain(&plan) {
+                style::warning(
+                    &mut std::io::stderr(),
+                    &format!(
+                        "{} {} left out: it is not under {}; publish it in the zone that holds it",
+                        r.name,
+                        r.data.type_name(),
+                        plan.domain
+                    ),
+                );
+            }
             if left_out > 0 {
                 style::warning(
                     &mut std::io::stderr(),
@@ -171,6 +243,8 @@ fn table(plan: &Plan, s: Style) -> String {
             format!("  {}  {}  {}", pad(&r.name, name_w), pad(r.data.type_name(), 5), r.data.display_value());
         if r.placeholder {
             line = s.yellow(&format!("{line}   (placeholder)"));
+        } else if !plan.is_under_domain(r) {
+            line = format!("{line}   {}", s.dim(&format!("(not under {}: in the zone that holds it)", plan.domain)));
         }
         out.push_str(&line);
         out.push('\n');
@@ -178,6 +252,15 @@ fn table(plan: &Plan, s: Style) -> String {
     out.push_str(&format!("\n{}\n", s.bold("Then tell SES (after the records are published):")));
     for c in &plan.ses_calls {
         out.push_str(&format!("  {}\n  {}\n", s.dim(&format!("# {}: {}", c.region, c.purpose)), c.command));
+    }
+    if let Some(rx) = &plan.receive_reports {
+        out.push_str(&format!(
+            "\n{}\n",
+            s.bold("Then read the reports: `ses-dmarc intake run --config FILE` with, in FILE:")
+        ));
+        for line in rx.intake_config.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
     }
     out.push_str(&format!("\n{}\n", s.bold("Notes:")));
     let mut advice: Vec<_> = plan.advice.iter().collect();

@@ -11,6 +11,7 @@ pub mod aws_error;
 pub mod identity;
 pub mod mail_from;
 pub mod plan;
+pub mod receiving;
 pub mod regions;
 pub mod render;
 pub mod route53;

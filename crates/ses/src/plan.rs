@@ -2,6 +2,7 @@
 //! DMARC wishes, the exact DNS records to publish and the advice that goes with them.
 
 use crate::mail_from::{self, MailFromError};
+use crate::receiving::{self, ReceiveError, ReceivePlan, ReceiveReportsInput};
 use crate::regions::{self, Region};
 use serde::Serialize;
 use ses_dmarc_records::dmarc::{DmarcRecord, Policy, ReportUri};
@@ -38,6 +39,8 @@ pub struct PlanInput {
     pub behavior_on_mx_failure: MxFailureBehavior,
     /// DKIM signing zones that SES reported (region code → zone), overriding the table.
     pub dkim_signing_zones: std::collections::BTreeMap<String, String>,
+    /// A reports address on the domain, received by SES into S3 (`--receive-reports`).
+    pub receive_reports: Option<ReceiveReportsInput>,
 }
 
 /// SES's `BehaviorOnMxFailure`: what SES does when it cannot find the MAIL FROM MX.
@@ -128,6 +131,9 @@ pub enum PlanError {
     /// The current apex SPF record given does not start with `v=spf1`.
     #[error("the current apex SPF record is not SPF: it must start with `v=spf1`")]
     ApexSpfNotSpf,
+    /// `--receive-reports` cannot be planned as asked.
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
 }
 
 /// What a planned record is for.
@@ -142,6 +148,11 @@ pub enum Purpose {
     DkimCname,
     /// The DMARC record at `_dmarc.<domain>`.
     Dmarc,
+    /// The MX of the reports domain, pointing at SES's inbound endpoint (`--receive-reports`).
+    ReportsMx,
+    /// `<domain>._report._dmarc.<reports domain>` TXT `v=DMARC1`: the reports domain accepts
+    /// the domain's reports (RFC 7489 §7.1, RFC 9990 §4), when it is another organization.
+    ReportAuthorization,
 }
 
 /// A planned record's type and value.
@@ -276,11 +287,20 @@ pub struct Plan {
     pub advice: Vec<Advice>,
     /// AWS calls to make once the records are published.
     pub ses_calls: Vec<SesCall>,
+    /// SES receiving for the reports address, with `--receive-reports`.
+    pub receive_reports: Option<ReceivePlan>,
 }
 
 impl Plan {
     pub(crate) fn has_placeholders(&self) -> bool {
         self.records.iter().any(|r| r.placeholder)
+    }
+
+    /// Whether a planned record's name is under the domain (its zone is, as far as the plan
+    /// knows, the domain's); records elsewhere (a reports domain of another organization)
+    /// belong in another zone.
+    pub fn is_under_domain(&self, record: &PlannedRecord) -> bool {
+        DomainName::parse(&record.name).is_ok_and(|n| n.is_within(&self.domain))
     }
 }
 
@@ -322,6 +342,20 @@ pub mod advice_code {
     pub const REGION_UNCONFIRMED: &str = "region-endpoint-assumed";
     /// The domain's suffix is not on the public suffix list (a lab or internal zone?).
     pub const SUFFIX_UNKNOWN: &str = "domain-suffix-unknown";
+    /// Only one receipt rule set is active per region: add the rule to the active one.
+    pub const RECEIVE_ONE_ACTIVE_RULE_SET: &str = "receive-one-active-rule-set";
+    /// The reports domain must be covered by a verified SES identity in the receiving region.
+    pub const RECEIVE_IDENTITY_REQUIRED: &str = "receive-identity-required";
+    /// put-bucket-policy replaces the bucket's whole policy.
+    pub const RECEIVE_BUCKET_POLICY: &str = "receive-bucket-policy";
+    /// The account id in the policy and the rule ARN is a placeholder.
+    pub const RECEIVE_ACCOUNT_PLACEHOLDER: &str = "receive-account-placeholder";
+    /// The reports domain is not under the domain: its records go in another zone.
+    pub const RECEIVE_OTHER_ZONE: &str = "receive-other-zone";
+    /// The MAIL FROM name and the reports name stay apart.
+    pub const RECEIVE_NOT_MAIL_FROM: &str = "receive-not-mail-from";
+    /// The `[[intake.s3]]` section that makes `intake run` read the bucket.
+    pub const RECEIVE_INTAKE: &str = "receive-intake";
 }
 
 /// A sender domain as typed: a host name of two labels or more that is not itself a public
@@ -412,7 +446,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             return Err(PlanError::DkimTokenCount { region: region.code.to_string(), count: t.len() });
         }
     }
-    let rua = validate_uris(&input.rua)?;
+    let mut rua = validate_uris(&input.rua)?;
     let ruf = validate_uris(&input.ruf)?;
     let apex_spf = match &input.current_apex_spf {
         Some(text) => {
@@ -427,6 +461,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     let policy = input.policy.unwrap_or(Policy::None);
     let ttl = input.ttl.unwrap_or(DEFAULT_TTL);
     let primary = regions[0];
+    let receive = input
+        .receive_reports
+        .as_ref()
+        .map(|r| receiving::plan_receive(r, &domain, mail_from.as_ref(), &regions))
+        .transpose()?;
+    if let Some(rx) = &receive {
+        let given = rua.iter().any(|u| u.mailto_address().is_some_and(|a| a.eq_ignore_ascii_case(&rx.address)));
+        if !given {
+            rua.push(ReportUri { uri: format!("mailto:{}", rx.address), size_limit: None });
+        }
+    }
 
     let mut records = Vec::new();
     if let Some(mf) = &mail_from {
@@ -481,6 +526,26 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         region: None,
         placeholder: false,
     });
+    if let Some(rx) = &receive {
+        records.push(PlannedRecord {
+            name: rx.reports_domain.to_string(),
+            ttl,
+            data: RecordData::Mx { preference: MX_PREFERENCE, exchange: rx.inbound_host.clone() },
+            purpose: Purpose::ReportsMx,
+            region: Some(rx.region),
+            placeholder: false,
+        });
+        if let Some(name) = &rx.authorization {
+            records.push(PlannedRecord {
+                name: name.clone(),
+                ttl,
+                data: RecordData::Txt { text: "v=DMARC1".into() },
+                purpose: Purpose::ReportAuthorization,
+                region: None,
+                placeholder: false,
+            });
+        }
+    }
 
     let mut advice = Vec::new();
     let mut say =
@@ -627,9 +692,13 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             ),
         );
     }
+    let ours = |uri: &ReportUri| {
+        receive.as_ref().is_some_and(|rx| uri.mailto_address().is_some_and(|a| a.eq_ignore_ascii_case(&rx.address)))
+    };
     for uri in rua.iter().chain(&ruf) {
         if let Some(dest) = uri.destination_domain()
             && dest.organizational_domain() != domain.organizational_domain()
+            && !ours(uri)
         {
             say(
                 c::DMARC_EXTERNAL_RUA,
@@ -676,6 +745,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         "Sandbox (200 messages a day, verified recipients only) and production access are per region: `aws sesv2 get-account --region REGION` shows ProductionAccessEnabled for each.".into(),
     );
 
+    if let Some(rx) = &receive {
+        receive_advice(rx, &domain, mail_from.as_ref(), &regions, &mut say);
+    }
+
     let mut ses_calls = Vec::new();
     for (region, t) in regions.iter().zip(&tokens) {
         let r = region.code;
@@ -705,6 +778,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         });
     }
 
+    if let Some(rx) = &receive {
+        ses_calls.extend(receive_calls(rx));
+    }
+
     Ok(Plan {
         regions: regions
             .iter()
@@ -724,7 +801,150 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         records,
         advice,
         ses_calls,
+        receive_reports: receive,
     })
+}
+
+fn receive_advice(
+    rx: &ReceivePlan,
+    domain: &DomainName,
+    mail_from: Option<&DomainName>,
+    regions: &[&'static Region],
+    say: &mut impl FnMut(&'static str, AdviceLevel, String),
+) {
+    use advice_code as c;
+    let (r, reports, set) = (rx.region, &rx.reports_domain, &rx.rule_set);
+    if rx.rule_set_existing {
+        say(
+            c::RECEIVE_ONE_ACTIVE_RULE_SET,
+            AdviceLevel::Warning,
+            format!(
+                "The rule goes into the existing rule set {set}, which is neither created nor activated: SES runs only the ONE active rule set of {r}, so check that {set} is it (`aws ses describe-active-receipt-rule-set --region {r}`)."
+            ),
+        );
+    } else {
+        say(
+            c::RECEIVE_ONE_ACTIVE_RULE_SET,
+            AdviceLevel::Warning,
+            format!(
+                "SES runs only ONE active receipt rule set per region: activating {set} stops every rule of the set active now, and all mail it receives for other addresses is rejected. Run `aws ses describe-active-receipt-rule-set --region {r}` first; if it names a set, plan again with `--receipt-rule-set THAT-SET` to add the rule to it instead (`apply` does so by itself)."
+            ),
+        );
+    }
+    let verified = if reports.is_within(domain) {
+        if regions.iter().any(|x| x.code == r) {
+            format!(
+                "{domain}, verified in {r} for sending, covers it; until SES says it is verified there, mail to {} is rejected",
+                rx.address
+            )
+        } else {
+            format!(
+                "{r} is not one of the regions planned for sending: create and verify {domain} there too (`aws sesv2 create-email-identity --email-identity {domain} --region {r}` and its DKIM CNAMEs)"
+            )
+        }
+    } else {
+        format!(
+            "verify {reports} (or a parent domain of it) in {r}: `aws sesv2 create-email-identity --email-identity {reports} --region {r}`"
+        )
+    };
+    say(
+        c::RECEIVE_IDENTITY_REQUIRED,
+        AdviceLevel::Warning,
+        format!(
+            "SES receives only for its verified identities in the region of the rule: {reports} must be a verified domain identity in {r}, or under one; {verified}."
+        ),
+    );
+    say(
+        c::RECEIVE_BUCKET_POLICY,
+        AdviceLevel::Info,
+        format!(
+            "The bucket policy comes first: SES writes a test object ({}AMAZON_SES_SETUP_NOTIFICATION) when the rule is created and refuses the rule if it cannot. `put-bucket-policy` replaces the bucket's whole policy: if {} has one (`aws s3api get-bucket-policy --bucket {}`), add the statement to it instead (`apply` merges it). The bucket must be in a region where SES receives mail.",
+            rx.prefix, rx.bucket, rx.bucket
+        ),
+    );
+    if rx.account_id_placeholder {
+        say(
+            c::RECEIVE_ACCOUNT_PLACEHOLDER,
+            AdviceLevel::Warning,
+            "The bucket policy and the rule ARN hold `<account-id>`: pass `--account-id` with your 12-digit AWS account id (`aws sts get-caller-identity --query Account --output text`).".into(),
+        );
+    }
+    if !reports.is_within(domain) {
+        let auth = rx
+            .authorization
+            .as_ref()
+            .map(|a| {
+                format!(
+                    ", and the TXT {a} = \"v=DMARC1\" that lets {reports} accept {domain}'s reports (RFC 7489 §7.1),"
+                )
+            })
+            .unwrap_or_default();
+        say(
+            c::RECEIVE_OTHER_ZONE,
+            AdviceLevel::Warning,
+            format!(
+                "{reports} is not under {domain}: its MX{auth} belong in the zone that holds {reports}, which may not be {domain}'s. With the default address (dmarc@dmarc-reports.{domain}) everything stays in {domain}'s zone and no authorization record is needed."
+            ),
+        );
+    }
+    if let Some(mf) = mail_from {
+        say(
+            c::RECEIVE_NOT_MAIL_FROM,
+            AdviceLevel::Info,
+            format!(
+                "{reports} receives the reports; {mf} stays the MAIL FROM name. Never make them one name: the MAIL FROM's only MX must be SES's feedback host."
+            ),
+        );
+    }
+    say(
+        c::RECEIVE_INTAKE,
+        AdviceLevel::Info,
+        format!(
+            "SES writes each message to s3://{}/{} as it arrives; `ses-dmarc intake run --config FILE` stores the reports with this section in FILE: {}",
+            rx.bucket,
+            rx.prefix,
+            rx.intake_config.trim_end().replace('\n', "; ")
+        ),
+    );
+}
+
+fn receive_calls(rx: &ReceivePlan) -> Vec<SesCall> {
+    let r = rx.region;
+    let set = &rx.rule_set;
+    let mut calls = vec![SesCall {
+        region: r,
+        purpose: "check first: only one receipt rule set is active per region; if one is, add the rule to it (--receipt-rule-set NAME)".into(),
+        command: format!("aws ses describe-active-receipt-rule-set --region {r}"),
+    }];
+    calls.push(SesCall {
+        region: r,
+        purpose: "let SES write to the bucket (replaces its whole policy: merge the statement into one already there)"
+            .into(),
+        command: format!(
+            "aws s3api put-bucket-policy --bucket {} --policy '{}' --region {r}",
+            rx.bucket, rx.bucket_policy
+        ),
+    });
+    if !rx.rule_set_existing {
+        calls.push(SesCall {
+            region: r,
+            purpose: "create the receipt rule set".into(),
+            command: format!("aws ses create-receipt-rule-set --rule-set-name {set} --region {r}"),
+        });
+    }
+    calls.push(SesCall {
+        region: r,
+        purpose: format!("write mail to {} into s3://{}/{}", rx.address, rx.bucket, rx.prefix),
+        command: format!("aws ses create-receipt-rule --rule-set-name {set} --rule '{}' --region {r}", rx.receipt_rule),
+    });
+    if !rx.rule_set_existing {
+        calls.push(SesCall {
+            region: r,
+            purpose: "make it the active rule set (replaces the active one, if any)".into(),
+            command: format!("aws ses set-active-receipt-rule-set --rule-set-name {set} --region {r}"),
+        });
+    }
+    calls
 }
 
 #[cfg(test)]
@@ -828,6 +1048,79 @@ mod tests {
         let many = (0..11).map(|n| format!("include:s{n}.example.net")).collect::<Vec<_>>().join(" ");
         i.current_apex_spf = Some(format!("v=spf1 {many} -all"));
         assert!(plan(&i).unwrap().advice.iter().any(|a| a.code == advice_code::APEX_SPF_LOOKUPS));
+    }
+
+    #[test]
+    fn receive_reports_plan() {
+        let mut i = input("example.com", &["eu-central-2", "eu-west-1"]);
+        i.rua = vec!["mailto:dmarc@dmarc-reports.example.com".into(), "mailto:x@example.com".into()];
+        i.receive_reports = Some(ReceiveReportsInput {
+            bucket: Some("example-dmarc".into()),
+            account_id: Some("123456789012".into()),
+            ..Default::default()
+        });
+        let p = plan(&i).unwrap();
+        let rx = p.receive_reports.as_ref().unwrap();
+        assert_eq!(rx.region, "eu-west-1", "the first region that receives");
+        // The address given as --rua is not repeated.
+        assert_eq!(p.dmarc, "v=DMARC1; p=none; rua=mailto:dmarc@dmarc-reports.example.com,mailto:x@example.com");
+        let mx = p.records.iter().find(|r| r.purpose == Purpose::ReportsMx).unwrap();
+        assert_eq!(
+            (mx.name.as_str(), mx.data.display_value()),
+            ("dmarc-reports.example.com", "10 inbound-smtp.eu-west-1.amazonaws.com".into())
+        );
+        assert!(!p.records.iter().any(|r| r.purpose == Purpose::ReportAuthorization));
+        let calls: Vec<String> = p
+            .ses_calls
+            .iter()
+            .filter(|c| c.command.contains("receipt") || c.command.contains("s3api"))
+            .map(|c| c.command.split(' ').take(3).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                "aws ses describe-active-receipt-rule-set",
+                "aws s3api put-bucket-policy",
+                "aws ses create-receipt-rule-set",
+                "aws ses create-receipt-rule",
+                "aws ses set-active-receipt-rule-set"
+            ]
+        );
+        let codes: Vec<&str> = p.advice.iter().map(|a| a.code).collect();
+        for c in [
+            advice_code::RECEIVE_ONE_ACTIVE_RULE_SET,
+            advice_code::RECEIVE_IDENTITY_REQUIRED,
+            advice_code::RECEIVE_BUCKET_POLICY,
+            advice_code::RECEIVE_NOT_MAIL_FROM,
+            advice_code::RECEIVE_INTAKE,
+        ] {
+            assert!(codes.contains(&c), "{c}: {codes:?}");
+        }
+        assert!(!codes.contains(&advice_code::RECEIVE_ACCOUNT_PLACEHOLDER));
+        assert!(!codes.contains(&advice_code::RECEIVE_OTHER_ZONE));
+
+        // An existing rule set: the rule only; another organization: the authorization record.
+        i.rua.clear();
+        i.receive_reports = Some(ReceiveReportsInput {
+            address: Some("r@reports.example.net".into()),
+            bucket: Some("example-dmarc".into()),
+            existing_rule_set: Some("inbound".into()),
+            ..Default::default()
+        });
+        let p = plan(&i).unwrap();
+        assert!(!p.ses_calls.iter().any(|c| c.command.contains("create-receipt-rule-set")));
+        assert!(!p.ses_calls.iter().any(|c| c.command.contains("set-active")));
+        assert!(p.ses_calls.iter().any(|c| c.command.contains("create-receipt-rule --rule-set-name inbound")));
+        let auth = p.records.iter().find(|r| r.purpose == Purpose::ReportAuthorization).unwrap();
+        assert_eq!(auth.name, "example.com._report._dmarc.reports.example.net");
+        assert!(!p.is_under_domain(auth));
+        let codes: Vec<&str> = p.advice.iter().map(|a| a.code).collect();
+        assert!(
+            codes.contains(&advice_code::RECEIVE_ACCOUNT_PLACEHOLDER)
+                && codes.contains(&advice_code::RECEIVE_OTHER_ZONE)
+        );
+        assert!(!codes.contains(&advice_code::DMARC_EXTERNAL_RUA), "the authorization is planned: {codes:?}");
+        assert!(!codes.contains(&advice_code::DMARC_NO_RUA));
     }
 
     #[test]

@@ -1,10 +1,18 @@
-//! Every SES region with its feedback (MAIL FROM MX) host and Easy DKIM signing zone.
+//! Every SES region with its feedback (MAIL FROM MX) host, Easy DKIM signing zone, and
+//! whether SES receives mail there (`inbound-smtp.<region>.amazonaws.com`).
 //!
 //! Sources: the AWS SES developer guide (`mail-from.md`, `regions.md`): its 2023 region table
 //! (feedback endpoints; region-specific DKIM zones for af-south-1, ap-northeast-3,
 //! eu-south-1) and, for regions added later, the SES v2 region enum plus public Terraform
 //! modules citing the AWS General Reference. The SES v2 API's
 //! `DkimAttributes.SigningHostedZone` is the final word when it is available.
+//!
+//! Receiving: the General Reference's "Email Receiving endpoints" table
+//! (<https://docs.aws.amazon.com/general/latest/gr/ses.html#ses_inbound_endpoints>), as of
+//! 2026: 22 regions. GovCloud is named as unsupported; eu-central-2, ap-south-2,
+//! ap-southeast-5, ca-west-1 and me-central-1 are absent from it, so they are marked as not
+//! receiving, as is any region not confirmed. In such a region the receipt-rule calls fail
+//! with `InvalidAction: Unavailable Operation`.
 
 use serde::Serialize;
 
@@ -20,6 +28,8 @@ pub struct Region {
     /// Whether AWS's own text lists the region's feedback endpoint; `false` means the
     /// `feedback-smtp.<region>.amazonses.com` pattern is assumed.
     pub feedback_host_documented: bool,
+    /// Whether SES receives mail in the region (receipt rules, `inbound-smtp.<region>.amazonaws.com`).
+    pub receives_mail: bool,
 }
 
 impl Region {
@@ -27,46 +37,67 @@ impl Region {
     pub fn feedback_host(&self) -> String {
         format!("feedback-smtp.{}.amazonses.com", self.code)
     }
+
+    /// The receiving MX target: `inbound-smtp.<region>.amazonaws.com` (meaningful only when
+    /// [`Region::receives_mail`]).
+    pub fn inbound_host(&self) -> String {
+        format!("inbound-smtp.{}.amazonaws.com", self.code)
+    }
 }
 
-const fn region(code: &'static str, name: &'static str, dkim_signing_zone: &'static str, documented: bool) -> Region {
-    Region { code, name, dkim_signing_zone, feedback_host_documented: documented }
+/// Whether SES receives mail in a region: a column of [`REGIONS`].
+const RECEIVES: bool = true;
+const SENDS_ONLY: bool = false;
+
+const fn region(
+    code: &'static str,
+    name: &'static str,
+    dkim_signing_zone: &'static str,
+    documented: bool,
+    receives_mail: bool,
+) -> Region {
+    Region { code, name, dkim_signing_zone, feedback_host_documented: documented, receives_mail }
 }
 
 const GLOBAL_DKIM: &str = "dkim.amazonses.com";
 
 /// Every SES region this tool knows.
 pub const REGIONS: &[Region] = &[
-    region("us-east-1", "US East (N. Virginia)", GLOBAL_DKIM, true),
-    region("us-east-2", "US East (Ohio)", GLOBAL_DKIM, true),
-    region("us-west-1", "US West (N. California)", GLOBAL_DKIM, true),
-    region("us-west-2", "US West (Oregon)", GLOBAL_DKIM, true),
-    region("af-south-1", "Africa (Cape Town)", "dkim.af-south-1.amazonses.com", true),
-    region("ap-south-1", "Asia Pacific (Mumbai)", GLOBAL_DKIM, true),
-    region("ap-south-2", "Asia Pacific (Hyderabad)", "dkim.ap-south-2.amazonses.com", false),
-    region("ap-northeast-1", "Asia Pacific (Tokyo)", GLOBAL_DKIM, true),
-    region("ap-northeast-2", "Asia Pacific (Seoul)", GLOBAL_DKIM, true),
-    region("ap-northeast-3", "Asia Pacific (Osaka)", "dkim.ap-northeast-3.amazonses.com", true),
-    region("ap-southeast-1", "Asia Pacific (Singapore)", GLOBAL_DKIM, true),
-    region("ap-southeast-2", "Asia Pacific (Sydney)", GLOBAL_DKIM, true),
-    region("ap-southeast-3", "Asia Pacific (Jakarta)", "dkim.ap-southeast-3.amazonses.com", false),
-    region("ap-southeast-5", "Asia Pacific (Malaysia)", "dkim.ap-southeast-5.amazonses.com", false),
-    region("ca-central-1", "Canada (Central)", GLOBAL_DKIM, true),
-    region("ca-west-1", "Canada West (Calgary)", "dkim.ca-west-1.amazonses.com", false),
-    region("eu-central-1", "Europe (Frankfurt)", GLOBAL_DKIM, true),
-    region("eu-central-2", "Europe (Zurich)", "dkim.eu-central-2.amazonses.com", false),
-    region("eu-west-1", "Europe (Ireland)", GLOBAL_DKIM, true),
-    region("eu-west-2", "Europe (London)", GLOBAL_DKIM, true),
-    region("eu-west-3", "Europe (Paris)", GLOBAL_DKIM, true),
-    region("eu-south-1", "Europe (Milan)", "dkim.eu-south-1.amazonses.com", true),
-    region("eu-north-1", "Europe (Stockholm)", GLOBAL_DKIM, true),
-    region("il-central-1", "Israel (Tel Aviv)", "dkim.il-central-1.amazonses.com", false),
-    region("me-south-1", "Middle East (Bahrain)", GLOBAL_DKIM, true),
-    region("me-central-1", "Middle East (UAE)", "dkim.me-central-1.amazonses.com", false),
-    region("sa-east-1", "South America (São Paulo)", GLOBAL_DKIM, true),
-    region("us-gov-west-1", "AWS GovCloud (US-West)", GLOBAL_DKIM, true),
-    region("us-gov-east-1", "AWS GovCloud (US-East)", "dkim.us-gov-east-1.amazonses.com", false),
+    region("us-east-1", "US East (N. Virginia)", GLOBAL_DKIM, true, RECEIVES),
+    region("us-east-2", "US East (Ohio)", GLOBAL_DKIM, true, RECEIVES),
+    region("us-west-1", "US West (N. California)", GLOBAL_DKIM, true, RECEIVES),
+    region("us-west-2", "US West (Oregon)", GLOBAL_DKIM, true, RECEIVES),
+    region("af-south-1", "Africa (Cape Town)", "dkim.af-south-1.amazonses.com", true, RECEIVES),
+    region("ap-south-1", "Asia Pacific (Mumbai)", GLOBAL_DKIM, true, RECEIVES),
+    region("ap-south-2", "Asia Pacific (Hyderabad)", "dkim.ap-south-2.amazonses.com", false, SENDS_ONLY),
+    region("ap-northeast-1", "Asia Pacific (Tokyo)", GLOBAL_DKIM, true, RECEIVES),
+    region("ap-northeast-2", "Asia Pacific (Seoul)", GLOBAL_DKIM, true, RECEIVES),
+    region("ap-northeast-3", "Asia Pacific (Osaka)", "dkim.ap-northeast-3.amazonses.com", true, RECEIVES),
+    region("ap-southeast-1", "Asia Pacific (Singapore)", GLOBAL_DKIM, true, RECEIVES),
+    region("ap-southeast-2", "Asia Pacific (Sydney)", GLOBAL_DKIM, true, RECEIVES),
+    region("ap-southeast-3", "Asia Pacific (Jakarta)", "dkim.ap-southeast-3.amazonses.com", false, RECEIVES),
+    region("ap-southeast-5", "Asia Pacific (Malaysia)", "dkim.ap-southeast-5.amazonses.com", false, SENDS_ONLY),
+    region("ca-central-1", "Canada (Central)", GLOBAL_DKIM, true, RECEIVES),
+    region("ca-west-1", "Canada West (Calgary)", "dkim.ca-west-1.amazonses.com", false, SENDS_ONLY),
+    region("eu-central-1", "Europe (Frankfurt)", GLOBAL_DKIM, true, RECEIVES),
+    region("eu-central-2", "Europe (Zurich)", "dkim.eu-central-2.amazonses.com", false, SENDS_ONLY),
+    region("eu-west-1", "Europe (Ireland)", GLOBAL_DKIM, true, RECEIVES),
+    region("eu-west-2", "Europe (London)", GLOBAL_DKIM, true, RECEIVES),
+    region("eu-west-3", "Europe (Paris)", GLOBAL_DKIM, true, RECEIVES),
+    region("eu-south-1", "Europe (Milan)", "dkim.eu-south-1.amazonses.com", true, RECEIVES),
+    region("eu-north-1", "Europe (Stockholm)", GLOBAL_DKIM, true, RECEIVES),
+    region("il-central-1", "Israel (Tel Aviv)", "dkim.il-central-1.amazonses.com", false, RECEIVES),
+    region("me-south-1", "Middle East (Bahrain)", GLOBAL_DKIM, true, RECEIVES),
+    region("me-central-1", "Middle East (UAE)", "dkim.me-central-1.amazonses.com", false, SENDS_ONLY),
+    region("sa-east-1", "South America (São Paulo)", GLOBAL_DKIM, true, RECEIVES),
+    region("us-gov-west-1", "AWS GovCloud (US-West)", GLOBAL_DKIM, true, SENDS_ONLY),
+    region("us-gov-east-1", "AWS GovCloud (US-East)", "dkim.us-gov-east-1.amazonses.com", false, SENDS_ONLY),
 ];
+
+/// The regions where SES receives mail, in table order.
+pub fn receiving() -> impl Iterator<Item = &'static Region> {
+    REGIONS.iter().filter(|r| r.receives_mail)
+}
 
 /// Looks a region up by code, case-insensitively.
 pub fn find(code: &str) -> Option<&'static Region> {
@@ -134,6 +165,30 @@ mod tests {
         }
         let codes: std::collections::HashSet<_> = REGIONS.iter().map(|r| r.code).collect();
         assert_eq!(codes.len(), REGIONS.len());
+    }
+
+    #[test]
+    fn receiving_regions() {
+        let codes: Vec<&str> = receiving().map(|r| r.code).collect();
+        assert_eq!(codes.len(), 22, "{codes:?}");
+        let not: Vec<&str> = REGIONS.iter().filter(|r| !r.receives_mail).map(|r| r.code).collect();
+        assert_eq!(
+            not,
+            [
+                "ap-south-2",
+                "ap-southeast-5",
+                "ca-west-1",
+                "eu-central-2",
+                "me-central-1",
+                "us-gov-west-1",
+                "us-gov-east-1"
+            ]
+        );
+        for code in ["us-east-1", "us-west-2", "eu-west-1", "us-east-2", "eu-central-1", "ap-northeast-1", "sa-east-1"]
+        {
+            assert!(find(code).unwrap().receives_mail, "{code}");
+        }
+        assert_eq!(find("eu-west-1").unwrap().inbound_host(), "inbound-smtp.eu-west-1.amazonaws.com");
     }
 
     #[test]

@@ -85,7 +85,10 @@ fn reports_are_stored_once_and_read_back() {
         );
         // The same id over another period is another report.
         store.store_aggregate(&header("r1", 1_700_086_400), "next.xml", vec![record("2001:DB8::1", 7)]).unwrap();
-        assert_eq!(store.totals().unwrap(), Totals { reports: 2, records: 151, messages: (1..=150).sum::<u64>() + 7, failures: 0 });
+        assert_eq!(
+            store.totals().unwrap(),
+            Totals { reports: 2, records: 151, messages: (1..=150).sum::<u64>() + 7, failures: 0 }
+        );
 
         let mut read = Vec::new();
         store.records_for("example.com", 0, i64::MAX, &mut |r| read.push(r)).unwrap();

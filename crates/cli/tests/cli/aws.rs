@@ -1005,3 +1005,170 @@ fn moto_ses_account_falls_back_to_ses_v1_and_says_what_it_lacks() {
     assert!(errors.iter().any(|(op, _)| *op == "GetMetricData"), "{r}");
     assert!(r["notes"].to_string().contains("the sandbox's"), "{r}");
 }
+
+#[test]
+fn moto_apply_receive_reports_into_s3() {
+    let Some(moto) = Moto::start() else { return };
+    moto.boto(
+        "route53.create_hosted_zone(Name='example.com', CallerReference='r')\n\
+         s3.create_bucket(Bucket='example-dmarc', CreateBucketConfiguration={'LocationConstraint': 'eu-west-1'})\n\
+         s3.put_bucket_policy(Bucket='example-dmarc', Policy=json.dumps({'Version': '2012-10-17', 'Statement': [\n\
+           {'Sid': 'Theirs', 'Effect': 'Deny', 'Principal': '*', 'Action': 's3:DeleteBucket', 'Resource': 'arn:aws:s3:::example-dmarc'}]}))\n\
+         print('ok')",
+    );
+    let apply = |extra: &[&str]| {
+        let mut args = vec![
+            "apply",
+            "example.com",
+            "--route53",
+            "-r",
+            "eu-west-1",
+            "--mail-from",
+            "mail",
+            "--dkim-token",
+            "tok1",
+            "--dkim-token",
+            "tok2",
+            "--dkim-token",
+            "tok3",
+            "--receive-reports",
+            "--reports-bucket",
+            "example-dmarc",
+            "--receive-region",
+            "eu-west-1",
+            "--endpoint-url",
+            &moto.url,
+            "--wait",
+            "10",
+        ];
+        args.extend_from_slice(extra);
+        ses_dmarc_aws(&args)
+    };
+    let json = |extra: &[&str]| {
+        let mut a = vec!["--account-id", "123456789012", "--format", "json"];
+        a.extend_from_slice(extra);
+        let o = apply(&a);
+        (o.status.code(), json_of(&o))
+    };
+    let steps = |v: &Value| -> Vec<(String, String)> {
+        v["receiving"]["steps"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|s| (s["action"].as_str().unwrap().to_string(), s["kind"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let state = || -> Value {
+        serde_json::from_str(&moto.boto(
+            "z = route53.list_hosted_zones()['HostedZones'][0]['Id']\n\
+             sets = {s['Name'] + ' ' + s['Type']: [r['Value'] for r in s['ResourceRecords']] for s in route53.list_resource_record_sets(HostedZoneId=z)['ResourceRecordSets']}\n\
+             policy = json.loads(s3.get_bucket_policy(Bucket='example-dmarc')['Policy'])\n\
+             active = ses.describe_active_receipt_rule_set()\n\
+             print(json.dumps({'records': sets, 'policy': policy, 'active': active.get('Metadata', {}).get('Name'),\n\
+               'rules': active.get('Rules', []), 'sets': [s['Name'] for s in ses.list_receipt_rule_sets().get('RuleSets', [])]}, default=str))",
+        ))
+        .unwrap()
+    };
+    let before = state();
+    assert!(before["active"].is_null() && before["sets"] == serde_json::json!([]), "{before}");
+
+    let (code, dry) = json(&["--dry-run"]);
+    assert_eq!(code, Some(0), "{dry}");
+    let expected = |kinds: [&str; 4]| -> Vec<(String, String)> {
+        ["PutBucketPolicy", "CreateReceiptRuleSet", "CreateReceiptRule", "SetActiveReceiptRuleSet"]
+            .iter()
+            .zip(kinds)
+            .map(|(a, k)| (a.to_string(), k.to_string()))
+            .collect()
+    };
+    assert_eq!(steps(&dry), expected(["update", "create", "create", "create"]), "{dry}");
+    assert_eq!(state(), before, "a dry run changes nothing");
+
+    let (code, done) = json(&[]);
+    assert_eq!(code, Some(0), "{done}");
+    assert_eq!(steps(&done), expected(["update", "create", "create", "create"]), "{done}");
+    let after = state();
+    assert_eq!(
+        after["records"]["dmarc-reports.example.com. MX"],
+        serde_json::json!(["10 inbound-smtp.eu-west-1.amazonaws.com."]),
+        "{after}"
+    );
+    assert_eq!(
+        after["records"]["_dmarc.example.com. TXT"],
+        serde_json::json!(["\"v=DMARC1; p=none; rua=mailto:dmarc@dmarc-reports.example.com\""])
+    );
+    let statements = after["policy"]["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "theirs kept, ours added: {after}");
+    assert_eq!(statements[0]["Sid"], "Theirs");
+    assert_eq!(statements[1]["Principal"]["Service"], "ses.amazonaws.com");
+    assert_eq!(statements[1]["Resource"], "arn:aws:s3:::example-dmarc/*");
+    assert_eq!(
+        statements[1]["Condition"]["StringEquals"]["AWS:SourceArn"],
+        "arn:aws:ses:eu-west-1:123456789012:receipt-rule-set/ses-dmarc:receipt-rule/ses-dmarc-reports"
+    );
+    assert_eq!(after["active"], "ses-dmarc");
+    let rule = &after["rules"][0];
+    assert_eq!((&rule["Name"], &rule["Enabled"]), (&"ses-dmarc-reports".into(), &true.into()), "{after}");
+    assert_eq!(rule["Recipients"], serde_json::json!(["dmarc@dmarc-reports.example.com"]));
+    assert_eq!(rule["Actions"][0]["S3Action"]["BucketName"], "example-dmarc");
+    assert_eq!(rule["Actions"][0]["S3Action"]["ObjectKeyPrefix"], "dmarc/");
+
+    // Again: nothing changes (the account id from STS this time: moto's is 123456789012).
+    let o = apply(&["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let again = json_of(&o);
+    assert_eq!(steps(&again), expected(["unchanged", "unchanged", "unchanged", "unchanged"]), "{again}");
+    assert_eq!(again["submitted"], 0);
+    assert_eq!(state(), after);
+    let text = stdout(&apply(&["--account-id", "123456789012"]));
+    assert!(text.contains("SES receiving: nothing to change."), "{text}");
+
+    // Another rule set active: the rule goes into it, nothing else is activated.
+    moto.boto(
+        "ses.create_receipt_rule_set(RuleSetName='inbound')\n\
+         ses.create_receipt_rule(RuleSetName='inbound', Rule={'Name': 'support', 'Enabled': True, 'Recipients': ['support@example.com'],\n\
+           'Actions': [{'S3Action': {'BucketName': 'example-dmarc', 'ObjectKeyPrefix': 'support/'}}]})\n\
+         ses.set_active_receipt_rule_set(RuleSetName='inbound')\nprint('ok')",
+    );
+    let (code, into_active) = json(&[]);
+    assert_eq!(code, Some(0), "{into_active}");
+    assert_eq!(into_active["receiving"]["rule_set"], "inbound");
+    assert_eq!(into_active["receiving"]["active_rule_set"], "inbound");
+    let kinds: Vec<(String, String)> = steps(&into_active);
+    assert_eq!(
+        kinds,
+        [("PutBucketPolicy", "update"), ("CreateReceiptRule", "create"), ("SetActiveReceiptRuleSet", "unchanged")]
+            .map(|(a, k)| (a.to_string(), k.to_string()))
+    );
+    let now = state();
+    assert_eq!(now["active"], "inbound");
+    let names: Vec<&str> = now["rules"].as_array().unwrap().iter().map(|r| r["Name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ses-dmarc-reports", "support"]);
+    let arns: Vec<&str> = now["policy"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Condition"]["StringEquals"]["AWS:SourceArn"].as_str())
+        .collect();
+    assert!(
+        arns.contains(&"arn:aws:ses:eu-west-1:123456789012:receipt-rule-set/inbound:receipt-rule/ses-dmarc-reports")
+    );
+    let (code, again) = json(&[]);
+    assert_eq!(code, Some(0), "{again}");
+    assert!(steps(&again).iter().all(|(_, k)| k == "unchanged"), "{again}");
+
+    // A set named that is not the active one: the rule is there, but nothing activates it.
+    let (code, named) = json(&["--receipt-rule-set", "ses-dmarc"]);
+    assert_eq!(code, Some(1), "{named}");
+    assert_eq!(steps(&named).last().unwrap().1, "conflict");
+    let note = named["receiving"]["steps"][2]["note"].as_str().unwrap();
+    assert!(note.contains("inbound is active in eu-west-1"), "{note}");
+    assert_eq!(state()["active"], "inbound");
+
+    // The bucket policy is not JSON: left alone, no rule made.
+    moto.boto("s3.put_bucket_policy(Bucket='example-dmarc', Policy='not json')\nprint('ok')");
+    let (code, broken) = json(&["--receipt-rule", "other-rule"]);
+    assert_eq!(code, Some(1), "{broken}");
+    assert_eq!(steps(&broken)[0].1, "conflict");
+    assert_eq!(steps(&broken)[1], ("CreateReceiptRule".to_string(), "skipped".to_string()));
+}

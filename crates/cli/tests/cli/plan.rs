@@ -33,6 +33,8 @@ fn plans() -> Vec<Vec<String>> {
     long.extend(many_rua);
     vec![
         base(&["--rua", "mailto:dmarc@example.com"]),
+        // SES receives the reports: the MX of dmarc-reports.example.com and the rua.
+        base(&["--receive-reports", "--reports-bucket", "example-dmarc", "--account-id", "123456789012"]),
         base(&["--region", "eu-south-1", "--ruf", "mailto:ruf@example.com"]),
         long,
         // No tokens: placeholders must not reach the zone.
@@ -219,8 +221,27 @@ fn terraform_output_parses_as_hcl() {
         let regions = args.iter().filter(|a| *a == "--region").count();
         assert_eq!(resources("aws_sesv2_email_identity"), regions, "{text}");
         assert_eq!(resources("aws_sesv2_email_identity_mail_from_attributes"), regions);
-        // MAIL FROM MX and SPF, DMARC, one counted DKIM resource per region.
-        assert_eq!(resources("aws_route53_record"), 3 + regions);
+        // MAIL FROM MX and SPF, DMARC, one counted DKIM resource per region (and the reports MX).
+        let receiving = usize::from(args.iter().any(|a| a == "--receive-reports"));
+        assert_eq!(resources("aws_route53_record"), 3 + regions + receiving);
+        for kind in [
+            "aws_s3_bucket_policy",
+            "aws_ses_receipt_rule_set",
+            "aws_ses_receipt_rule",
+            "aws_ses_active_receipt_rule_set",
+        ] {
+            assert_eq!(resources(kind), receiving, "{kind}: {text}");
+        }
+        if receiving == 1 {
+            let rule = body
+                .blocks()
+                .find(|b| b.identifier() == "resource" && b.labels()[0].as_str() == "aws_ses_receipt_rule")
+                .unwrap();
+            let s3 = rule.body().blocks().find(|b| b.identifier() == "s3_action").expect("an s3_action block");
+            let attrs: Vec<&str> = s3.body().attributes().map(|a| a.key()).collect();
+            assert_eq!(attrs, ["bucket_name", "object_key_prefix", "position"]);
+            assert!(rule.body().attributes().any(|a| a.key() == "depends_on"), "{text}");
+        }
         assert_eq!(blocks.iter().filter(|(id, _)| id == "provider").count(), regions);
     }
 }
@@ -264,6 +285,139 @@ fn bad_input_exits_2_and_says_what_to_type() {
     for (args, hint) in cases {
         let o = ses_dmarc(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(hint), "{args:?}: expected `{hint}` in: {err}");
+        assert!(!err.contains("panicked"));
+        assert!(o.stdout.is_empty(), "{args:?} printed to stdout");
+    }
+}
+
+fn receiving(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> =
+        ["plan", "example.com", "--region", "us-east-1", "--mail-from", "mail", "--receive-reports"]
+            .iter()
+            .chain(TOKENS.iter())
+            .map(|s| s.to_string())
+            .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+#[test]
+fn receive_reports_in_json_and_table() {
+    let args = receiving(&["--reports-bucket", "example-dmarc", "--account-id", "123456789012"]);
+    let plan: Value = serde_json::from_str(&run(&args, "json")).unwrap();
+    let rx = &plan["receive_reports"];
+    assert_eq!(rx["address"], "dmarc@dmarc-reports.example.com");
+    assert_eq!(
+        (&rx["bucket"], &rx["prefix"], &rx["region"]),
+        (&"example-dmarc".into(), &"dmarc/".into(), &"us-east-1".into())
+    );
+    assert_eq!((&rx["rule_set"], &rx["rule"]), (&"ses-dmarc".into(), &"ses-dmarc-reports".into()));
+    assert_eq!(rx["inbound_host"], "inbound-smtp.us-east-1.amazonaws.com");
+    let statement = &rx["bucket_policy"]["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "ses.amazonaws.com");
+    assert_eq!(
+        statement["Condition"]["StringEquals"]["AWS:SourceArn"],
+        "arn:aws:ses:us-east-1:123456789012:receipt-rule-set/ses-dmarc:receipt-rule/ses-dmarc-reports"
+    );
+    assert_eq!(plan["dmarc"], "v=DMARC1; p=none; rua=mailto:dmarc@dmarc-reports.example.com");
+    let mx = plan["records"].as_array().unwrap().iter().find(|r| r["purpose"] == "reports_mx").unwrap();
+    assert_eq!(mx["value"], "10 inbound-smtp.us-east-1.amazonaws.com");
+    // The calls, in order, with the JSON the AWS CLI takes.
+    let calls: Vec<&str> =
+        plan["ses_calls"].as_array().unwrap().iter().map(|c| c["command"].as_str().unwrap()).collect();
+    let at =
+        |needle: &str| calls.iter().position(|c| c.contains(needle)).unwrap_or_else(|| panic!("{needle}: {calls:?}"));
+    assert!(at("put-bucket-policy") < at("create-receipt-rule-set"));
+    assert!(at("create-receipt-rule-set") < at("create-receipt-rule --"));
+    assert!(at("create-receipt-rule --") < at("set-active-receipt-rule-set"));
+    let rule = calls[at("create-receipt-rule --")];
+    let json_arg = rule.split_once("--rule '").unwrap().1.split_once('\'').unwrap().0;
+    let rule: Value = serde_json::from_str(json_arg).unwrap();
+    assert_eq!(rule["Recipients"][0], "dmarc@dmarc-reports.example.com");
+    assert_eq!(rule["Actions"][0]["S3Action"]["BucketName"], "example-dmarc");
+
+    let table = run(&args, "table");
+    for needle in [
+        "dmarc-reports.example.com",
+        "10 inbound-smtp.us-east-1.amazonaws.com",
+        "aws ses create-receipt-rule --rule-set-name ses-dmarc",
+        "[[intake.s3]]",
+        "processed_prefix = \"processed/\"",
+        "[receive-one-active-rule-set]",
+        "[receive-identity-required]",
+    ] {
+        assert!(table.contains(needle), "{needle} not in:\n{table}");
+    }
+    // An existing rule set: neither created nor activated.
+    let existing = run(&receiving(&["--reports-bucket", "b-1", "--receipt-rule-set", "inbound"]), "table");
+    assert!(existing.contains("create-receipt-rule --rule-set-name inbound"), "{existing}");
+    assert!(!existing.contains("create-receipt-rule-set") && !existing.contains("set-active"), "{existing}");
+    assert!(existing.contains("<account-id>") && existing.contains("[receive-account-placeholder]"), "{existing}");
+}
+
+#[test]
+fn receive_reports_at_another_organization() {
+    let args = receiving(&["--reports-bucket", "example-dmarc", "--reports-address", "dmarc@reports.example.net"]);
+    let zone = run(&args, "zone");
+    assert!(zone.contains("; reports.example.net.\t1800\tIN\tMX\t10 inbound-smtp.us-east-1.amazonaws.com."), "{zone}");
+    assert!(zone.contains("; example.com._report._dmarc.reports.example.net.\t1800\tIN\tTXT\t\"v=DMARC1\""), "{zone}");
+    // The commented lines keep the file loadable in example.com's zone.
+    TestServer::start(&[("example.com.", &with_soa(&zone))]).unwrap_or_else(|e| panic!("{e}\n{zone}"));
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--format", "route53"]);
+    let o = ses_dmarc(&a);
+    assert_eq!(o.status.code(), Some(0));
+    let batch: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> =
+        batch["Changes"].as_array().unwrap().iter().map(|c| c["ResourceRecordSet"]["Name"].as_str().unwrap()).collect();
+    assert!(names.iter().all(|n| n.ends_with("example.com.")), "{names:?}");
+    let err = stderr(&o);
+    assert!(err.contains("reports.example.net MX left out") && err.contains("_report._dmarc"), "{err}");
+    let plan: Value = serde_json::from_str(&run(&args, "json")).unwrap();
+    assert_eq!(plan["receive_reports"]["authorization"], "example.com._report._dmarc.reports.example.net");
+    let tf = run(&args, "terraform");
+    hcl::from_str::<hcl::Body>(&tf).unwrap_or_else(|e| panic!("{e}\n{tf}"));
+    assert!(tf.contains("data.aws_caller_identity.current.account_id"), "{tf}");
+}
+
+#[test]
+fn receive_reports_bad_input_exits_2_and_says_what_to_type() {
+    fn plan<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["plan", "example.com", "--region", "us-east-1", "--mail-from", "mail"];
+        v.extend_from_slice(extra);
+        v
+    }
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (plan(&["--reports-bucket", "b-1"]), "--receive-reports"),
+        (plan(&["--receive-reports"]), "--reports-bucket NAME"),
+        (plan(&["--receive-reports", "--reports-bucket", "Bad_Bucket"]), "not an S3 bucket name"),
+        (plan(&["--receive-reports", "--reports-bucket", "ab"]), "3 to 63"),
+        (
+            vec!["plan", "example.com", "--region", "eu-central-2", "--receive-reports", "--reports-bucket", "b-1"],
+            "SES receives mail in none of eu-central-2",
+        ),
+        (
+            plan(&["--receive-reports", "--reports-bucket", "b-1", "--receive-region", "us-gov-west-1"]),
+            "does not receive mail in us-gov-west-1",
+        ),
+        (plan(&["--receive-reports", "--reports-bucket", "b-1", "--receive-region", "ca-west-1"]), "eu-west-1"),
+        (plan(&["--receive-reports", "--reports-bucket", "b-1", "--reports-address", "nobody"]), "no `@`"),
+        (
+            plan(&["--receive-reports", "--reports-bucket", "b-1", "--reports-address", "dmarc@example.com"]),
+            "dmarc@dmarc-reports.example.com",
+        ),
+        (
+            plan(&["--receive-reports", "--reports-bucket", "b-1", "--reports-address", "dmarc@mail.example.com"]),
+            "MAIL FROM domain mail.example.com",
+        ),
+        (plan(&["--receive-reports", "--reports-bucket", "b-1", "--account-id", "1234"]), "12 digits"),
+        (plan(&["--receive-reports", "--reports-bucket", "b-1", "--receipt-rule-set", "a b"]), "rule set name"),
+    ];
+    for (args, hint) in &cases {
+        let o = ses_dmarc(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         let err = stderr(&o);
         assert!(err.contains(hint), "{args:?}: expected `{hint}` in: {err}");
         assert!(!err.contains("panicked"));
