@@ -739,14 +739,6 @@ pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
             if s.bucket.is_empty() {
                 return Err(r.err(Some(span), "[[intake.s3]] bucket is empty".into()));
             }
-            if s.queue_url.is_some() {
-                return Err(r.err(
-                    Some(span),
-                    "[[intake.s3]] queue_url: reading S3 event notifications from SQS is not supported yet; \
-                     leave it out and the prefix is listed at each pass"
-                        .into(),
-                ));
-            }
             c.s3.push(S3Source {
                 name: s.name.unwrap_or_else(|| format!("s3#{}", i + 1)),
                 bucket: s.bucket,
@@ -921,7 +913,7 @@ to = ["ops@example.com"]
         assert!(e.to_string().contains("in clear"), "{e}");
         let ok = "[[intake.imap]]\nhost = \"127.0.0.1\"\ntls = \"none\"\nuser = \"u\"\noauth2_token_env = \"T\"\n";
         assert_eq!(parse(ok, "c.toml").unwrap().imap[0].port, 143);
-        let e = parse("[[intake.s3]]\nbucket = \"b\"\nqueue_url = \"https://sqs.example/q\"\n", "c.toml").unwrap_err();
-        assert!(e.to_string().contains("not supported"), "{e}");
+        let c = parse("[[intake.s3]]\nbucket = \"b\"\nqueue_url = \"https://sqs.example/q\"\n", "c.toml").unwrap();
+        assert_eq!(c.s3[0].queue_url.as_deref(), Some("https://sqs.example/q"));
     }
 }

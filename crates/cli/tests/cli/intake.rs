@@ -547,3 +547,85 @@ fn s3_objects_are_stored_once_then_moved_or_tagged_and_a_missing_bucket_is_raise
     assert!(s["error"].as_str().unwrap().contains("NoSuchBucket"), "{s}");
     assert_eq!(s["events"][0]["kind"], "intake-failed", "{s}");
 }
+
+#[test]
+fn s3_event_notifications_from_sqs_name_the_objects_to_take() {
+    let Some(moto) = Moto::start() else { return };
+    let dir = TempDir::new("intake-sqs");
+    let report = std::fs::read(testdata("reports/aggregate/mailauth-100.eml")).unwrap();
+    let google = gzip(&std::fs::read(testdata("reports/aggregate/drv-google.xml")).unwrap());
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    std::fs::write(&a, &report).unwrap();
+    std::fs::write(&b, &google).unwrap();
+    let setup = format!(
+        "sqs = boto3.client('sqs', region_name='eu-west-1', **k)\n\
+         q = sqs.create_queue(QueueName='reports-events')['QueueUrl']\n\
+         arn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=['QueueArn'])['Attributes']['QueueArn']\n\
+         s3.create_bucket(Bucket='inbound', CreateBucketConfiguration={{'LocationConstraint': 'eu-west-1'}})\n\
+         s3.put_bucket_notification_configuration(Bucket='inbound', NotificationConfiguration={{'QueueConfigurations': [\
+         {{'QueueArn': arn, 'Events': ['s3:ObjectCreated:*'], 'Filter': {{'Key': {{'FilterRules': [{{'Name': 'prefix', 'Value': 'dmarc/'}}]}}}}}}]}})\n\
+         s3.put_object(Bucket='inbound', Key='dmarc/m 1', Body=open({a:?}, 'rb').read())\n\
+         s3.put_object(Bucket='inbound', Key='dmarc/google.xml.gz', Body=open({b:?}, 'rb').read())\n\
+         s3.put_object(Bucket='inbound', Key='dmarc/not-notified-twice', Body=open({b:?}, 'rb').read())\n\
+         sqs.send_message(QueueUrl=q, MessageBody='hello')\n\
+         print(q)\n",
+        a = a.display().to_string(),
+        b = b.display().to_string()
+    );
+    let queue = moto.boto(&setup).trim().to_string();
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[intake.s3]]\nname = \"notified\"\nbucket = \"inbound\"\nprefix = \"dmarc/\"\nregion = \"eu-west-1\"\n\
+             endpoint_url = \"{}\"\nprocessed_prefix = \"done/\"\nqueue_url = \"{queue}\"\n",
+            moto.url
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let run = || {
+        json_of(&ses_dmarc_aws(&[
+            "intake",
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--database",
+            &db,
+            "-f",
+            "json",
+        ]))
+    };
+    let (code, v) = run();
+    assert_eq!(code, Some(0), "{v}");
+    let s = source(&v, "notified");
+    assert!(s["error"].is_null(), "{s}");
+    // The third object repeats the second's report: a duplicate.
+    assert_eq!(
+        (s["messages"].as_u64(), s["reports"].as_u64(), s["duplicates"].as_u64()),
+        (Some(3), Some(2), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["processed"], 3, "{s}");
+    let failures = s["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "the message that is not a notification: {s}");
+    assert!(failures[0]["reason"].as_str().unwrap().contains("not JSON"), "{s}");
+    let state = moto.boto(&format!(
+        "sqs = boto3.client('sqs', region_name='eu-west-1', **k)\n\
+         left = sqs.receive_message(QueueUrl={queue:?}, WaitTimeSeconds=0).get('Messages', [])\n\
+         keys = sorted(o['Key'] for o in s3.list_objects_v2(Bucket='inbound').get('Contents', []))\n\
+         print(json.dumps({{'left': len(left), 'keys': keys}}))"
+    ));
+    let state: Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["left"], 0, "every queue message is deleted once taken: {state}");
+    assert_eq!(
+        state["keys"],
+        serde_json::json!(["done/google.xml.gz", "done/m 1", "done/not-notified-twice"]),
+        "{state}"
+    );
+    assert_eq!(totals(&db).reports, 2);
+
+    let (code, v) = run();
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(source(&v, "notified")["messages"], 0, "an empty queue reads nothing: {v}");
+}

@@ -360,14 +360,7 @@ async fn read_mailbox(
         let mut failed = Vec::new();
         for (uid, size) in too_large {
             let item = format!("{} UID {uid}", src.folder);
-            let reason = format!(
-                "{} MB, more than [intake] max_size_mb = {}: not read",
-                size / 1024 / 1024,
-                limits.max_size / 1024 / 1024
-            );
-            out.messages += 1;
-            out.failed += 1;
-            out.failures.push(super::ItemFailure { item: item.clone(), reason: reason.clone() });
+            let reason = out.too_large(&item, size, limits);
             record_failure(db, &src.name, &item, &reason, options.now).await;
             failed.push(uid);
             (options.progress)(Progress::Taken { source: src.name.clone() });

@@ -204,6 +204,19 @@ pub(crate) fn judge(o: &InputOutcome) -> Verdict {
 }
 
 impl SourceOutcome {
+    /// Counts a message not downloaded because it is larger than the limit; the reason.
+    pub(crate) fn too_large(&mut self, item: &str, size: u64, limits: &UnpackLimits) -> String {
+        let reason = format!(
+            "{} MB, more than [intake] max_size_mb = {}: not read",
+            size / 1024 / 1024,
+            limits.max_size / 1024 / 1024
+        );
+        self.messages += 1;
+        self.failed += 1;
+        self.failures.push(ItemFailure { item: item.to_string(), reason: reason.clone() });
+        reason
+    }
+
     /// Counts one message's verdict (and its failure, if any).
     pub(crate) fn count(&mut self, item: &str, verdict: &Verdict, outcome: &InputOutcome) {
         self.messages += 1;

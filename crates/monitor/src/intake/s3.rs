@@ -1,6 +1,7 @@
 //! One S3 prefix (where an SES receipt rule writes each received message, or where report
-//! files are dropped): list it, take each object not taken before (key + ETag), ingest it,
-//! record it, then copy it to `processed_prefix` and delete the original (or tag it).
+//! files are dropped): list it (or read the objects named by the event notifications of an
+//! SQS queue), take each object not taken before (key + ETag), ingest it, record it, then
+//! copy it to `processed_prefix` and delete the original (or tag it).
 
 use super::{IntakeOptions, ItemFailure, Progress, SourceOutcome, Verdict, ingest_message, record_failure};
 use crate::config::S3Source;
@@ -51,7 +52,10 @@ pub async fn poll(src: &S3Source, db: &Database, limits: &UnpackLimits, options:
     let mut out = SourceOutcome {
         source: src.name.clone(),
         kind: "s3",
-        location: format!("s3://{}/{}", src.bucket, src.prefix),
+        location: match &src.queue_url {
+            Some(q) => format!("s3://{}/{} (notified by {q})", src.bucket, src.prefix),
+            None => format!("s3://{}/{}", src.bucket, src.prefix),
+        },
         ..Default::default()
     };
     let config = ses_dmarc_ses::aws::sdk_config(&src.region, src.endpoint_url.as_deref()).await;
@@ -60,10 +64,171 @@ pub async fn poll(src: &S3Source, db: &Database, limits: &UnpackLimits, options:
         builder = builder.force_path_style(true);
     }
     let client = aws_sdk_s3::Client::from_conf(builder.build());
-    if let Err(e) = read_prefix(src, db, limits, options, &client, &mut out).await {
+    let read = match &src.queue_url {
+        Some(queue) => {
+            let sqs = aws_sdk_sqs::Client::new(&config);
+            read_queue(src, db, limits, options, &client, &sqs, queue, &mut out).await
+        }
+        None => read_prefix(src, db, limits, options, &client, &mut out).await,
+    };
+    if let Err(e) = read {
         out.error = Some(e);
     }
     out
+}
+
+/// An object that a notification names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notified {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+}
+
+/// The objects a queue message names: an S3 event notification (`Records[].s3`, its key
+/// URL-encoded with `+` for spaces), the same wrapped by SNS (`Type: Notification`,
+/// `Message`), or an SES receipt notification (`receipt.action` of type S3, via SNS).
+/// `Ok(vec![])` for messages about nothing to read (`s3:TestEvent`, other event kinds);
+/// `Err` for a body that is not such JSON.
+pub(crate) fn notified_objects(body: &str) -> Result<Vec<Notified>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("a queue message that is not JSON ({e})"))?;
+    if v.get("Type").and_then(|t| t.as_str()) == Some("Notification") {
+        let inner = v.get("Message").and_then(|m| m.as_str()).ok_or("an SNS notification without a Message")?;
+        return notified_objects(inner);
+    }
+    if let Some(records) = v.get("Records").and_then(|r| r.as_array()) {
+        let mut out = Vec::new();
+        for r in records {
+            let created = r.get("eventName").and_then(|e| e.as_str()).is_some_and(|e| e.starts_with("ObjectCreated"));
+            let (Some(bucket), Some(key)) = (
+                r.pointer("/s3/bucket/name").and_then(|b| b.as_str()),
+                r.pointer("/s3/object/key").and_then(|k| k.as_str()),
+            ) else {
+                continue;
+            };
+            if created {
+                out.push(Notified { bucket: bucket.to_string(), key: url_decode(key) });
+            }
+        }
+        return Ok(out);
+    }
+    if let Some(action) = v.pointer("/receipt/action") {
+        if action.get("type").and_then(|t| t.as_str()) == Some("S3") {
+            let bucket =
+                action.get("bucketName").and_then(|b| b.as_str()).ok_or("an SES notification without bucketName")?;
+            let key =
+                action.get("objectKey").and_then(|k| k.as_str()).ok_or("an SES notification without objectKey")?;
+            return Ok(vec![Notified { bucket: bucket.to_string(), key: key.to_string() }]);
+        }
+        return Ok(vec![]);
+    }
+    if v.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
+        return Ok(vec![]);
+    }
+    Err("a queue message that is neither an S3 event nor an SES notification".into())
+}
+
+/// An S3 event key: `+` is a space, `%XX` a byte.
+fn url_decode(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads the queue until it is empty: each message's objects are taken (the same
+/// checkpoint as listing), and the message is deleted from the queue only after that.
+#[allow(clippy::too_many_arguments)]
+async fn read_queue(
+    src: &S3Source,
+    db: &Database,
+    limits: &UnpackLimits,
+    options: &IntakeOptions<'_>,
+    client: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    out: &mut SourceOutcome,
+) -> Result<(), String> {
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| aws_message(&format!("cannot read the queue {queue}"), &e))?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            return Ok(());
+        }
+        (options.progress)(Progress::Found { source: src.name.clone(), count: messages.len() as u64 });
+        for m in messages {
+            let body = m.body().unwrap_or_default();
+            match notified_objects(body) {
+                Ok(objects) => {
+                    for o in objects {
+                        let processed = src.processed_prefix.as_deref().filter(|p| !p.is_empty());
+                        if o.bucket != src.bucket
+                            || !o.key.starts_with(&src.prefix)
+                            || processed.is_some_and(|p| o.key.starts_with(p))
+                        {
+                            continue;
+                        }
+                        // The size (for the limit) and the ETag of the object as it is now.
+                        let (etag, size) = match client.head_object().bucket(&src.bucket).key(&o.key).send().await {
+                            Ok(h) => (
+                                h.e_tag().unwrap_or_default().to_string(),
+                                h.content_length().unwrap_or(0).max(0) as u64,
+                            ),
+                            // Gone already (taken by an earlier pass and moved): nothing to read.
+                            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => continue,
+                            Err(e) => {
+                                return Err(aws_message(&format!("cannot read s3://{}/{}", src.bucket, o.key), &e));
+                            }
+                        };
+                        match take(src, db, limits, options, client, out, &o.key, &etag, size).await {
+                            Ok(()) => {}
+                            // The object named is gone: a notification repeated after it was moved.
+                            Err(e) if e.contains("NoSuchKey") => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(reason) => {
+                    let id = m.message_id().unwrap_or("?").to_string();
+                    out.failures.push(ItemFailure { item: format!("queue message {id}"), reason: reason.clone() });
+                    record_failure(db, &src.name, &format!("queue message {id}"), &reason, options.now).await;
+                }
+            }
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| aws_message(&format!("cannot delete a message from the queue {queue}"), &e))?;
+            }
+            (options.progress)(Progress::Taken { source: src.name.clone() });
+        }
+    }
 }
 
 async fn read_prefix(
@@ -119,15 +284,7 @@ async fn take(
         Some(_) => return Ok(()),
         None => {
             let verdict = if size > limits.max_size {
-                let reason = format!(
-                    "{} MB, more than [intake] max_size_mb = {}: not read",
-                    size / 1024 / 1024,
-                    limits.max_size / 1024 / 1024
-                );
-                out.messages += 1;
-                out.failed += 1;
-                out.failures.push(ItemFailure { item: key.to_string(), reason: reason.clone() });
-                Verdict::Failed(reason)
+                Verdict::Failed(out.too_large(key, size, limits))
             } else {
                 let object = client
                     .get_object()
@@ -212,6 +369,24 @@ async fn take(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notifications() {
+        let s3 = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"dmarc/a+b%21.eml","eTag":"abc"}}},
+            {"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"b"},"object":{"key":"dmarc/x"}}}]}"#;
+        let want = Notified { bucket: "b".into(), key: "dmarc/a b!.eml".into() };
+        assert_eq!(notified_objects(s3).unwrap(), vec![want.clone()]);
+        let sns = serde_json::json!({"Type": "Notification", "Message": s3}).to_string();
+        assert_eq!(notified_objects(&sns).unwrap(), vec![want]);
+        let ses = r#"{"notificationType":"Received","receipt":{"action":{"type":"S3","bucketName":"b","objectKey":"dmarc/m1"}}}"#;
+        let ses = serde_json::json!({"Type": "Notification", "Message": ses}).to_string();
+        assert_eq!(notified_objects(&ses).unwrap()[0].key, "dmarc/m1");
+        assert!(notified_objects(r#"{"Event":"s3:TestEvent","Bucket":"b"}"#).unwrap().is_empty());
+        assert!(notified_objects("not json").unwrap_err().contains("not JSON"));
+        assert!(notified_objects("{}").is_err());
+        assert_eq!(url_decode("a%2"), "a%2");
+        assert_eq!(url_decode("%E2%9C%93"), "✓");
+    }
 
     #[test]
     fn keys() {
