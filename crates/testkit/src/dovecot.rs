@@ -59,6 +59,26 @@ impl Dovecot {
     /// Starts Dovecot with these users (name, password). `Err` says why it cannot run
     /// (Dovecot or openssl missing, a start that failed).
     pub fn start(users: &[(&str, &str)], options: &DovecotOptions) -> Result<Dovecot, String> {
+        Dovecot::launch(users, options, None)
+    }
+
+    /// [`Dovecot::start`], and XOAUTH2 and OAUTHBEARER sign-in too: a second passdb
+    /// (`driver = oauth2`) POSTs each token (`token=...`) to this introspection URL and
+    /// takes a JSON answer `{"active":true,"username":"..."}`. The users still log in
+    /// with their passwords (PLAIN, LOGIN) from the first passdb.
+    pub fn start_with_oauth2(
+        users: &[(&str, &str)],
+        options: &DovecotOptions,
+        introspection_url: &str,
+    ) -> Result<Dovecot, String> {
+        Dovecot::launch(users, options, Some(introspection_url))
+    }
+
+    fn launch(
+        users: &[(&str, &str)],
+        options: &DovecotOptions,
+        introspection_url: Option<&str>,
+    ) -> Result<Dovecot, String> {
         let binary = ["/usr/sbin/dovecot", "/usr/bin/dovecot"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -125,10 +145,34 @@ impl Dovecot {
         };
         let (tls_port, plain_port) = (free_port(), free_port());
         let capability = options.capabilities.as_ref().map(|c| format!("imap_capability = {c}\n")).unwrap_or_default();
+        // Passwords only through the passwd-file; tokens only through the oauth2 passdb.
+        let (mechanisms, passwd_mechanisms, oauth2_passdb) = match introspection_url {
+            None => ("plain login", "", String::new()),
+            Some(url) => {
+                std::fs::write(
+                    d.join("oauth2.conf.ext"),
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {url}\nforce_introspection = yes\n\
+                         username_attribute = username\nactive_attribute = active\nactive_value = true\n\
+                         timeout_msecs = 10000\n"
+                    ),
+                )
+                .map_err(|e| e.to_string())?;
+                (
+                    "plain login xoauth2 oauthbearer",
+                    "  mechanisms = plain login\n",
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+                        p("oauth2.conf.ext")
+                    ),
+                )
+            }
+        };
         let config = format!(
             "base_dir = {run}\nstate_dir = {state}\nlog_path = {log}\ninfo_log_path = {log}\nprotocols = imap\n\
              listen = 127.0.0.1\nssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\ndisable_plaintext_auth = no\n\
-             auth_mechanisms = plain login\npassdb {{\n  driver = passwd-file\n  args = {passwd}\n}}\n\
+             auth_mechanisms = {mechanisms}\npassdb {{\n  driver = passwd-file\n{passwd_mechanisms}  args = {passwd}\n}}\n\
+             {oauth2_passdb}\
              userdb {{\n  driver = static\n  args = uid={user} gid={group} home={mail}/%u\n}}\n\
              mail_location = maildir:{mail}/%u\ndefault_internal_user = {user}\ndefault_login_user = {user}\n\
              default_internal_group = {group}\n{capability}\

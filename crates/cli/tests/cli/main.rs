@@ -6,6 +6,7 @@ mod check;
 mod fake_aws;
 mod hostile;
 mod intake;
+mod intake_oauth;
 mod new_user;
 mod plan;
 mod reports;
