@@ -96,6 +96,15 @@ pub(crate) trait Connection: Send {
         params: &[Param<'_>],
         each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+    /// PostgreSQL's bulk path: `COPY ... FROM STDIN` with `data` in the text format; the
+    /// rows copied. Only a backend that says [`Connection::has_copy`] implements it.
+    fn copy_in(&mut self, _sql: &str, _data: &[u8]) -> Result<u64, StoreError> {
+        Err(StoreError::Postgres("COPY is PostgreSQL's".into()))
+    }
+    /// Whether [`Connection::copy_in`] works here.
+    fn has_copy(&self) -> bool {
+        false
+    }
 }
 
 impl dyn Connection + '_ {

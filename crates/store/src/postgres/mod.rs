@@ -112,4 +112,15 @@ impl Connection for PgConnection {
         }
         Ok(())
     }
+
+    fn copy_in(&mut self, sql: &str, data: &[u8]) -> Result<u64, StoreError> {
+        use std::io::Write;
+        let mut writer = self.client.copy_in(sql).map_err(error)?;
+        writer.write_all(data).map_err(|e| StoreError::Postgres(format!("COPY: {e}")))?;
+        writer.finish().map_err(error)
+    }
+
+    fn has_copy(&self) -> bool {
+        true
+    }
 }
