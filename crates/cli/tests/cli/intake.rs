@@ -629,3 +629,43 @@ fn s3_event_notifications_from_sqs_name_the_objects_to_take() {
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(source(&v, "notified")["messages"], 0, "an empty queue reads nothing: {v}");
 }
+
+#[test]
+fn a_message_over_the_size_limit_is_not_downloaded_and_goes_to_the_failed_folder() {
+    let dir = TempDir::new("intake-size");
+    let Some(d) = start(&[("reports", PASSWORD)], &DovecotOptions::default()) else { return };
+    let report = std::fs::read(testdata("reports/aggregate/mailauth-100.eml")).unwrap();
+    let filler: String = "x".repeat(75).repeat(30_000).chars().collect();
+    let big = mime("Report huge", &[("huge.xml", "text/xml", filler.into_bytes())]);
+    assert!(big.len() > 2 * 1024 * 1024);
+    d.deliver("reports", "INBOX", "1.report", &report);
+    d.deliver("reports", "INBOX", "2.huge", &big);
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[intake]\nmax_size_mb = 1\n{}", imap_source(&d, "mailbox", "reports", "implicit", FOLDERS)),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let (code, v) = intake(&config, &db, &[]);
+    assert_eq!(code, Some(1), "{v}");
+    let s = source(&v, "mailbox");
+    assert_eq!(
+        (s["messages"].as_u64(), s["reports"].as_u64(), s["failed"].as_u64()),
+        (Some(2), Some(1), Some(1)),
+        "{s}"
+    );
+    let reason = s["failures"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("max_size_mb = 1") && reason.contains("not read"), "{reason}");
+    assert_eq!(bodies(&d, "reports", "Reports/Failed"), vec![big]);
+    assert_eq!(bodies(&d, "reports", "Reports/Done"), vec![report]);
+    // Dovecot logs the body bytes each session sent: the small report's, not the huge one's.
+    let log = d.log();
+    let sent: u64 = log
+        .lines()
+        .filter_map(|l| l.split("body_bytes=").nth(1))
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())
+        .sum();
+    assert!(log.contains("body_bytes="), "{log}");
+    assert!(sent < 1024 * 1024, "{sent} body bytes sent: the huge message was downloaded\n{log}");
+}
