@@ -4,7 +4,7 @@
 //! the processed folder (MOVE, or COPY + STORE \Deleted + UID EXPUNGE where the server has
 //! no MOVE) and what could not be read to the failed folder, then advance the checkpoint.
 
-use super::{IntakeOptions, Progress, SourceOutcome, Verdict, header_value, ingest_message, record_failure};
+use super::{IntakeOptions, Progress, SourceOutcome, Verdict, header_value, ingest_message};
 use crate::config::{ImapAuth, ImapSource, Tls};
 use futures::TryStreamExt;
 use ses_dmarc_reports::unpack::UnpackLimits;
@@ -360,8 +360,7 @@ async fn read_mailbox(
         let mut failed = Vec::new();
         for (uid, size) in too_large {
             let item = format!("{} UID {uid}", src.folder);
-            let reason = out.too_large(&item, size, limits);
-            record_failure(db, &src.name, &item, &reason, options.now).await;
+            out.too_large(db, &item, size, limits, options.now).await;
             failed.push(uid);
             (options.progress)(Progress::Taken { source: src.name.clone() });
         }
@@ -376,23 +375,12 @@ async fn read_mailbox(
                 let origin =
                     format!("imap://{}@{}/{};UIDVALIDITY={uid_validity}/;UID={uid}", src.user, src.host, src.folder);
                 let (verdict, outcome) = ingest_message(db, origin, body, limits).await;
-                if let Verdict::DatabaseFailed(reason) = &verdict {
-                    // Nothing of this batch is moved and the checkpoint stays: it is all read again.
-                    return Err(format!("the database failed, the rest is left for the next pass: {reason}"));
-                }
-                out.count(&item, &verdict, &outcome);
-                match &verdict {
-                    Verdict::Stored { partial } => {
-                        if let Some(reason) = partial {
-                            record_failure(db, &src.name, &item, &format!("stored in part: {reason}"), options.now)
-                                .await;
-                        }
-                        stored.push(uid);
-                    }
-                    Verdict::Failed(reason) => {
-                        record_failure(db, &src.name, &item, reason, options.now).await;
-                        failed.push(uid);
-                    }
+                // On a database failure nothing of this batch is moved and the checkpoint
+                // stays: it is all read again.
+                out.tally(db, &item, &verdict, &outcome, options.now).await?;
+                match verdict {
+                    Verdict::Stored { .. } => stored.push(uid),
+                    Verdict::Failed(_) => failed.push(uid),
                     Verdict::NotAReport | Verdict::DatabaseFailed(_) => {}
                 }
                 (options.progress)(Progress::Taken { source: src.name.clone() });

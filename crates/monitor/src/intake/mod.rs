@@ -204,8 +204,23 @@ pub(crate) fn judge(o: &InputOutcome) -> Verdict {
 }
 
 impl SourceOutcome {
+    /// Keeps the reason an item was not stored: in the pass's outcome, and in the database
+    /// for the dashboard (losing that row loses no message, so its error is not fatal).
+    pub(crate) async fn note_failure(&mut self, db: &Database, item: &str, reason: String, at: i64) {
+        let f = IntakeFailure { source: self.source.clone(), item: item.to_string(), reason: reason.clone(), at };
+        let _ = db.run(move |s| s.record_intake_failure(&f)).await;
+        self.failures.push(ItemFailure { item: item.to_string(), reason });
+    }
+
     /// Counts a message not downloaded because it is larger than the limit; the reason.
-    pub(crate) fn too_large(&mut self, item: &str, size: u64, limits: &UnpackLimits) -> String {
+    pub(crate) async fn too_large(
+        &mut self,
+        db: &Database,
+        item: &str,
+        size: u64,
+        limits: &UnpackLimits,
+        at: i64,
+    ) -> String {
         let reason = format!(
             "{} MB, more than [intake] max_size_mb = {}: not read",
             size / 1024 / 1024,
@@ -213,35 +228,39 @@ impl SourceOutcome {
         );
         self.messages += 1;
         self.failed += 1;
-        self.failures.push(ItemFailure { item: item.to_string(), reason: reason.clone() });
+        self.note_failure(db, item, reason.clone(), at).await;
         reason
     }
 
-    /// Counts one message's verdict (and its failure, if any).
-    pub(crate) fn count(&mut self, item: &str, verdict: &Verdict, outcome: &InputOutcome) {
+    /// Counts one message's verdict and keeps its failure, if any; a database failure is
+    /// the error that stops the source (nothing is counted: the message is read again).
+    pub(crate) async fn tally(
+        &mut self,
+        db: &Database,
+        item: &str,
+        verdict: &Verdict,
+        outcome: &InputOutcome,
+        at: i64,
+    ) -> Result<(), String> {
+        if let Verdict::DatabaseFailed(reason) = verdict {
+            return Err(format!("the database failed, the rest is left for the next pass: {reason}"));
+        }
         self.messages += 1;
         self.reports += outcome.reports;
         self.duplicates += outcome.duplicates;
         match verdict {
             Verdict::Stored { partial: Some(reason) } => {
-                self.failures.push(ItemFailure { item: item.to_string(), reason: format!("stored in part: {reason}") })
+                self.note_failure(db, item, format!("stored in part: {reason}"), at).await
             }
-            Verdict::Stored { partial: None } => {}
             Verdict::NotAReport => self.not_reports += 1,
             Verdict::Failed(reason) => {
                 self.failed += 1;
-                self.failures.push(ItemFailure { item: item.to_string(), reason: reason.clone() });
+                self.note_failure(db, item, reason.clone(), at).await;
             }
-            Verdict::DatabaseFailed(_) => self.messages -= 1,
+            Verdict::Stored { partial: None } | Verdict::DatabaseFailed(_) => {}
         }
+        Ok(())
     }
-}
-
-/// Keeps the reason a message was not stored, for `intake run` and the dashboard.
-pub(crate) async fn record_failure(db: &Database, source: &str, item: &str, reason: &str, at: i64) {
-    let f = IntakeFailure { source: source.to_string(), item: item.to_string(), reason: reason.to_string(), at };
-    // The reason is also in the pass's outcome; losing the row loses no message.
-    let _ = db.run(move |s| s.record_intake_failure(&f)).await;
 }
 
 /// The open-problem key of a source's failure (problems about no domain are kept under "").

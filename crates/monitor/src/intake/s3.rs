@@ -3,7 +3,7 @@
 //! SQS queue), take each object not taken before (key + ETag), ingest it, record it, then
 //! copy it to `processed_prefix` and delete the original (or tag it).
 
-use super::{IntakeOptions, ItemFailure, Progress, SourceOutcome, Verdict, ingest_message, record_failure};
+use super::{IntakeOptions, Progress, SourceOutcome, Verdict, ingest_message};
 use crate::config::S3Source;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use ses_dmarc_reports::unpack::UnpackLimits;
@@ -63,13 +63,10 @@ pub async fn poll(src: &S3Source, db: &Database, limits: &UnpackLimits, options:
     if src.endpoint_url.is_some() {
         builder = builder.force_path_style(true);
     }
-    let client = aws_sdk_s3::Client::from_conf(builder.build());
+    let reader = Reader { src, db, limits, options, client: aws_sdk_s3::Client::from_conf(builder.build()) };
     let read = match &src.queue_url {
-        Some(queue) => {
-            let sqs = aws_sdk_sqs::Client::new(&config);
-            read_queue(src, db, limits, options, &client, &sqs, queue, &mut out).await
-        }
-        None => read_prefix(src, db, limits, options, &client, &mut out).await,
+        Some(queue) => reader.read_queue(&aws_sdk_sqs::Client::new(&config), queue, &mut out).await,
+        None => reader.read_prefix(&mut out).await,
     };
     if let Err(e) = read {
         out.error = Some(e);
@@ -153,217 +150,197 @@ fn url_decode(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Reads the queue until it is empty: each message's objects are taken (the same
-/// checkpoint as listing), and the message is deleted from the queue only after that.
-#[allow(clippy::too_many_arguments)]
-async fn read_queue(
-    src: &S3Source,
-    db: &Database,
-    limits: &UnpackLimits,
-    options: &IntakeOptions<'_>,
-    client: &aws_sdk_s3::Client,
-    sqs: &aws_sdk_sqs::Client,
-    queue: &str,
-    out: &mut SourceOutcome,
-) -> Result<(), String> {
-    loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .map_err(|e| aws_message(&format!("cannot read the queue {queue}"), &e))?;
-        let messages = received.messages();
-        if messages.is_empty() {
+/// What every step of one source's pass reads from.
+struct Reader<'a> {
+    src: &'a S3Source,
+    db: &'a Database,
+    limits: &'a UnpackLimits,
+    options: &'a IntakeOptions<'a>,
+    client: aws_sdk_s3::Client,
+}
+
+impl Reader<'_> {
+    /// `processed_prefix`, unless empty.
+    fn processed_prefix(&self) -> Option<&str> {
+        self.src.processed_prefix.as_deref().filter(|p| !p.is_empty())
+    }
+
+    /// Whether the key lies under the processed prefix (which may be under the prefix
+    /// read): what is there was taken.
+    fn is_processed(&self, key: &str) -> bool {
+        self.processed_prefix().is_some_and(|p| key.starts_with(p))
+    }
+
+    /// Reads the queue until it is empty: each message's objects are taken (the same
+    /// checkpoint as listing), and the message is deleted from the queue only after that.
+    async fn read_queue(&self, sqs: &aws_sdk_sqs::Client, queue: &str, out: &mut SourceOutcome) -> Result<(), String> {
+        let Reader { src, db, options, client, .. } = self;
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .map_err(|e| aws_message(&format!("cannot read the queue {queue}"), &e))?;
+            let messages = received.messages();
+            if messages.is_empty() {
+                return Ok(());
+            }
+            (options.progress)(Progress::Found { source: src.name.clone(), count: messages.len() as u64 });
+            for m in messages {
+                let body = m.body().unwrap_or_default();
+                match notified_objects(body) {
+                    Ok(objects) => {
+                        for o in objects {
+                            if o.bucket != src.bucket || !o.key.starts_with(&src.prefix) || self.is_processed(&o.key) {
+                                continue;
+                            }
+                            // The size (for the limit) and the ETag of the object as it is now.
+                            let (etag, size) = match client.head_object().bucket(&src.bucket).key(&o.key).send().await {
+                                Ok(h) => (
+                                    h.e_tag().unwrap_or_default().to_string(),
+                                    h.content_length().unwrap_or(0).max(0) as u64,
+                                ),
+                                // Gone already (taken by an earlier pass and moved): nothing to read.
+                                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => continue,
+                                Err(e) => {
+                                    return Err(aws_message(&format!("cannot read s3://{}/{}", src.bucket, o.key), &e));
+                                }
+                            };
+                            match self.take(out, &o.key, &etag, size).await {
+                                Ok(()) => {}
+                                // The object named is gone: a notification repeated after it was moved.
+                                Err(e) if e.contains("NoSuchKey") => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    }
+                    Err(reason) => {
+                        let item = format!("queue message {}", m.message_id().unwrap_or("?"));
+                        out.note_failure(db, &item, reason, options.now).await;
+                    }
+                }
+                if let Some(handle) = m.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(queue)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(|e| aws_message(&format!("cannot delete a message from the queue {queue}"), &e))?;
+                }
+                (options.progress)(Progress::Taken { source: src.name.clone() });
+            }
+        }
+    }
+
+    /// Lists the prefix and takes each object.
+    async fn read_prefix(&self, out: &mut SourceOutcome) -> Result<(), String> {
+        let Reader { src, options, client, .. } = self;
+        let mut pages = client.list_objects_v2().bucket(&src.bucket).prefix(&src.prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_message(&format!("cannot list s3://{}/{}", src.bucket, src.prefix), &e))?;
+            let objects: Vec<(String, String, u64)> = page
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    let key = o.key()?.to_string();
+                    Some((key, o.e_tag().unwrap_or_default().to_string(), o.size().unwrap_or(0).max(0) as u64))
+                })
+                .filter(|(key, _, _)| !self.is_processed(key) && !key.ends_with('/'))
+                .collect();
+            (options.progress)(Progress::Found { source: src.name.clone(), count: objects.len() as u64 });
+            for (key, etag, size) in objects {
+                self.take(out, &key, &etag, size).await?;
+                (options.progress)(Progress::Taken { source: src.name.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one object: ingest unless this version was taken before, then move it on.
+    async fn take(&self, out: &mut SourceOutcome, key: &str, etag: &str, size: u64) -> Result<(), String> {
+        let Reader { src, db, limits, options, client } = self;
+        let limits = *limits;
+        let (name, k, e) = (src.name.clone(), key.to_string(), etag.to_string());
+        let before = db.run(move |s| s.object_outcome(&name, &k, &e)).await.map_err(|e| e.to_string())?;
+        let outcome = match before {
+            // Taken before; a crash (or a failed move) left it here: only the move is redone.
+            Some(outcome) if self.processed_prefix().is_some() => outcome,
+            // Taken before and left in place on purpose (tagged, or not a report).
+            Some(_) => return Ok(()),
+            None => {
+                let verdict = if size > limits.max_size {
+                    Verdict::Failed(out.too_large(db, key, size, limits, options.now).await)
+                } else {
+                    let object = client
+                        .get_object()
+                        .bucket(&src.bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .map_err(|e| aws_message(&format!("cannot read s3://{}/{key}", src.bucket), &e))?;
+                    let body = object
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| format!("cannot read s3://{}/{key}: {e}", src.bucket))?
+                        .into_bytes()
+                        .to_vec();
+                    let origin = format!("s3://{}/{key}", src.bucket);
+                    let (verdict, ingested) = ingest_message(db, origin, body, limits).await;
+                    out.tally(db, key, &verdict, &ingested, options.now).await?;
+                    verdict
+                };
+                let outcome = match verdict {
+                    Verdict::Stored { .. } => "stored",
+                    Verdict::NotAReport => "not-a-report",
+                    Verdict::Failed(_) | Verdict::DatabaseFailed(_) => "failed",
+                };
+                let (name, k, e, now) = (src.name.clone(), key.to_string(), etag.to_string(), options.now);
+                db.run(move |s| s.record_object(&name, &k, &e, outcome, now))
+                    .await
+                    .map_err(|e| format!("cannot record s3://{}/{key} as taken: {e}", src.bucket))?;
+                outcome.to_string()
+            }
+        };
+        if outcome != "stored" {
             return Ok(());
         }
-        (options.progress)(Progress::Found { source: src.name.clone(), count: messages.len() as u64 });
-        for m in messages {
-            let body = m.body().unwrap_or_default();
-            match notified_objects(body) {
-                Ok(objects) => {
-                    for o in objects {
-                        let processed = src.processed_prefix.as_deref().filter(|p| !p.is_empty());
-                        if o.bucket != src.bucket
-                            || !o.key.starts_with(&src.prefix)
-                            || processed.is_some_and(|p| o.key.starts_with(p))
-                        {
-                            continue;
-                        }
-                        // The size (for the limit) and the ETag of the object as it is now.
-                        let (etag, size) = match client.head_object().bucket(&src.bucket).key(&o.key).send().await {
-                            Ok(h) => (
-                                h.e_tag().unwrap_or_default().to_string(),
-                                h.content_length().unwrap_or(0).max(0) as u64,
-                            ),
-                            // Gone already (taken by an earlier pass and moved): nothing to read.
-                            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => continue,
-                            Err(e) => {
-                                return Err(aws_message(&format!("cannot read s3://{}/{}", src.bucket, o.key), &e));
-                            }
-                        };
-                        match take(src, db, limits, options, client, out, &o.key, &etag, size).await {
-                            Ok(()) => {}
-                            // The object named is gone: a notification repeated after it was moved.
-                            Err(e) if e.contains("NoSuchKey") => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                Err(reason) => {
-                    let id = m.message_id().unwrap_or("?").to_string();
-                    out.failures.push(ItemFailure { item: format!("queue message {id}"), reason: reason.clone() });
-                    record_failure(db, &src.name, &format!("queue message {id}"), &reason, options.now).await;
-                }
-            }
-            if let Some(handle) = m.receipt_handle() {
-                sqs.delete_message()
-                    .queue_url(queue)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .map_err(|e| aws_message(&format!("cannot delete a message from the queue {queue}"), &e))?;
-            }
-            (options.progress)(Progress::Taken { source: src.name.clone() });
-        }
-    }
-}
-
-async fn read_prefix(
-    src: &S3Source,
-    db: &Database,
-    limits: &UnpackLimits,
-    options: &IntakeOptions<'_>,
-    client: &aws_sdk_s3::Client,
-    out: &mut SourceOutcome,
-) -> Result<(), String> {
-    let processed = src.processed_prefix.as_deref().filter(|p| !p.is_empty());
-    let mut pages = client.list_objects_v2().bucket(&src.bucket).prefix(&src.prefix).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_message(&format!("cannot list s3://{}/{}", src.bucket, src.prefix), &e))?;
-        let objects: Vec<(String, String, u64)> = page
-            .contents()
-            .iter()
-            .filter_map(|o| {
-                let key = o.key()?.to_string();
-                Some((key, o.e_tag().unwrap_or_default().to_string(), o.size().unwrap_or(0).max(0) as u64))
-            })
-            // The processed prefix may lie under the prefix read; what is there was taken.
-            .filter(|(key, _, _)| !processed.is_some_and(|p| key.starts_with(p)) && !key.ends_with('/'))
-            .collect();
-        (options.progress)(Progress::Found { source: src.name.clone(), count: objects.len() as u64 });
-        for (key, etag, size) in objects {
-            take(src, db, limits, options, client, out, &key, &etag, size).await?;
-            (options.progress)(Progress::Taken { source: src.name.clone() });
-        }
-    }
-    Ok(())
-}
-
-/// Takes one object: ingest unless this version was taken before, then move it on.
-#[allow(clippy::too_many_arguments)]
-async fn take(
-    src: &S3Source,
-    db: &Database,
-    limits: &UnpackLimits,
-    options: &IntakeOptions<'_>,
-    client: &aws_sdk_s3::Client,
-    out: &mut SourceOutcome,
-    key: &str,
-    etag: &str,
-    size: u64,
-) -> Result<(), String> {
-    let (name, k, e) = (src.name.clone(), key.to_string(), etag.to_string());
-    let before = db.run(move |s| s.object_outcome(&name, &k, &e)).await.map_err(|e| e.to_string())?;
-    let outcome = match before {
-        // Taken before; a crash (or a failed move) left it here: only the move is redone.
-        Some(outcome) if src.processed_prefix.as_deref().is_some_and(|p| !p.is_empty()) => outcome,
-        // Taken before and left in place on purpose (tagged, or not a report).
-        Some(_) => return Ok(()),
-        None => {
-            let verdict = if size > limits.max_size {
-                Verdict::Failed(out.too_large(key, size, limits))
-            } else {
-                let object = client
-                    .get_object()
-                    .bucket(&src.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| aws_message(&format!("cannot read s3://{}/{key}", src.bucket), &e))?;
-                let body = object
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| format!("cannot read s3://{}/{key}: {e}", src.bucket))?
-                    .into_bytes()
-                    .to_vec();
-                let origin = format!("s3://{}/{key}", src.bucket);
-                let (verdict, ingested) = ingest_message(db, origin, body, limits).await;
-                if let Verdict::DatabaseFailed(reason) = &verdict {
-                    return Err(format!("the database failed, the rest is left for the next pass: {reason}"));
-                }
-                out.count(key, &verdict, &ingested);
-                verdict
-            };
-            let outcome = match &verdict {
-                Verdict::Stored { partial } => {
-                    if let Some(reason) = partial {
-                        record_failure(db, &src.name, key, &format!("stored in part: {reason}"), options.now).await;
-                    }
-                    "stored"
-                }
-                Verdict::NotAReport => "not-a-report",
-                Verdict::Failed(reason) => {
-                    record_failure(db, &src.name, key, reason, options.now).await;
-                    "failed"
-                }
-                Verdict::DatabaseFailed(_) => unreachable!("returned above"),
-            };
-            let (name, k, e, now) = (src.name.clone(), key.to_string(), etag.to_string(), options.now);
-            db.run(move |s| s.record_object(&name, &k, &e, outcome, now))
+        if let Some(processed) = self.processed_prefix() {
+            let target = processed_key(key, &src.prefix, processed);
+            client
+                .copy_object()
+                .bucket(&src.bucket)
+                .copy_source(format!("{}/{}", src.bucket, encode_key(key)))
+                .key(&target)
+                .send()
                 .await
-                .map_err(|e| format!("cannot record s3://{}/{key} as taken: {e}", src.bucket))?;
-            outcome.to_string()
+                .map_err(|e| aws_message(&format!("cannot copy s3://{}/{key} to {target}", src.bucket), &e))?;
+            client
+                .delete_object()
+                .bucket(&src.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| aws_message(&format!("cannot delete s3://{}/{key} after copying it", src.bucket), &e))?;
+            out.processed += 1;
+        } else if src.tag_processed {
+            let tag = aws_sdk_s3::types::Tag::builder().key(TAG).value("stored").build().map_err(|e| e.to_string())?;
+            let tagging = aws_sdk_s3::types::Tagging::builder().tag_set(tag).build().map_err(|e| e.to_string())?;
+            client
+                .put_object_tagging()
+                .bucket(&src.bucket)
+                .key(key)
+                .tagging(tagging)
+                .send()
+                .await
+                .map_err(|e| aws_message(&format!("cannot tag s3://{}/{key}", src.bucket), &e))?;
+            out.processed += 1;
         }
-    };
-    if outcome != "stored" {
-        return Ok(());
+        Ok(())
     }
-    if let Some(processed) = src.processed_prefix.as_deref().filter(|p| !p.is_empty()) {
-        let target = processed_key(key, &src.prefix, processed);
-        client
-            .copy_object()
-            .bucket(&src.bucket)
-            .copy_source(format!("{}/{}", src.bucket, encode_key(key)))
-            .key(&target)
-            .send()
-            .await
-            .map_err(|e| aws_message(&format!("cannot copy s3://{}/{key} to {target}", src.bucket), &e))?;
-        client
-            .delete_object()
-            .bucket(&src.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| aws_message(&format!("cannot delete s3://{}/{key} after copying it", src.bucket), &e))?;
-        out.processed += 1;
-    } else if src.tag_processed {
-        let tag = aws_sdk_s3::types::Tag::builder().key(TAG).value("stored").build().map_err(|e| e.to_string())?;
-        let tagging = aws_sdk_s3::types::Tagging::builder().tag_set(tag).build().map_err(|e| e.to_string())?;
-        client
-            .put_object_tagging()
-            .bucket(&src.bucket)
-            .key(key)
-            .tagging(tagging)
-            .send()
-            .await
-            .map_err(|e| aws_message(&format!("cannot tag s3://{}/{key}", src.bucket), &e))?;
-        out.processed += 1;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
