@@ -29,6 +29,11 @@ pub struct Dovecot {
 pub struct DovecotOptions {
     /// Capabilities to announce instead of Dovecot's own (`IMAP4rev1 UIDPLUS` to hide MOVE).
     pub capabilities: Option<String>,
+    /// XOAUTH2 and OAUTHBEARER sign-in too: a second passdb (`driver = oauth2`) POSTs each
+    /// token (`token=...`) to this introspection URL and takes a JSON answer
+    /// `{"active":true,"username":"..."}`. The users still log in with their passwords
+    /// (PLAIN, LOGIN) from the first passdb.
+    pub oauth2_introspection_url: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -59,26 +64,6 @@ impl Dovecot {
     /// Starts Dovecot with these users (name, password). `Err` says why it cannot run
     /// (Dovecot or openssl missing, a start that failed).
     pub fn start(users: &[(&str, &str)], options: &DovecotOptions) -> Result<Dovecot, String> {
-        Dovecot::launch(users, options, None)
-    }
-
-    /// [`Dovecot::start`], and XOAUTH2 and OAUTHBEARER sign-in too: a second passdb
-    /// (`driver = oauth2`) POSTs each token (`token=...`) to this introspection URL and
-    /// takes a JSON answer `{"active":true,"username":"..."}`. The users still log in
-    /// with their passwords (PLAIN, LOGIN) from the first passdb.
-    pub fn start_with_oauth2(
-        users: &[(&str, &str)],
-        options: &DovecotOptions,
-        introspection_url: &str,
-    ) -> Result<Dovecot, String> {
-        Dovecot::launch(users, options, Some(introspection_url))
-    }
-
-    fn launch(
-        users: &[(&str, &str)],
-        options: &DovecotOptions,
-        introspection_url: Option<&str>,
-    ) -> Result<Dovecot, String> {
         let binary = ["/usr/sbin/dovecot", "/usr/bin/dovecot"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -146,7 +131,7 @@ impl Dovecot {
         let (tls_port, plain_port) = (free_port(), free_port());
         let capability = options.capabilities.as_ref().map(|c| format!("imap_capability = {c}\n")).unwrap_or_default();
         // Passwords only through the passwd-file; tokens only through the oauth2 passdb.
-        let (mechanisms, passwd_mechanisms, oauth2_passdb) = match introspection_url {
+        let (mechanisms, passwd_mechanisms, oauth2_passdb) = match options.oauth2_introspection_url.as_deref() {
             None => ("plain login", "", String::new()),
             Some(url) => {
                 std::fs::write(

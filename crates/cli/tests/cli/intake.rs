@@ -268,6 +268,7 @@ fn starttls_without_move_copies_then_expunges_and_delete_processed_deletes() {
     // Dovecot's own capabilities, less MOVE.
     let options = DovecotOptions {
         capabilities: Some("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UIDPLUS STARTTLS".into()),
+        ..Default::default()
     };
     let Some(d) = start(&[("moving", PASSWORD), ("deleting", PASSWORD)], &options) else { return };
     let mails = corpus_mailbox();

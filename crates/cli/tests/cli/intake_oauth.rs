@@ -145,11 +145,8 @@ fn source(v: &Value) -> &Value {
 fn imap_xoauth2_signs_in_with_a_token_the_server_introspects_and_a_wrong_one_is_refused() {
     let dir = TempDir::new("intake-oauth");
     let introspection = Introspection::start();
-    let d = match Dovecot::start_with_oauth2(
-        &[("reports", "a-password-not-used-here")],
-        &DovecotOptions::default(),
-        &introspection.url,
-    ) {
+    let options = DovecotOptions { oauth2_introspection_url: Some(introspection.url.clone()), ..Default::default() };
+    let d = match Dovecot::start(&[("reports", "a-password-not-used-here")], &options) {
         Ok(d) => d,
         Err(e) => {
             unavailable("Dovecot (Debian's dovecot-imapd)", &e);
