@@ -670,3 +670,38 @@ fn a_message_over_the_size_limit_is_not_downloaded_and_goes_to_the_failed_folder
     assert!(log.contains("body_bytes="), "{log}");
     assert!(sent < 1024 * 1024, "{sent} body bytes sent: the huge message was downloaded\n{log}");
 }
+
+#[test]
+fn a_server_that_does_not_speak_imap_is_a_clear_error_not_a_hang_or_a_panic() {
+    let dir = TempDir::new("intake-garbage");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Answers every connection as a web server would, then hangs up.
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.1 400 Bad Request\r\n\r\n\x00\xff garbage\r\n");
+        }
+    });
+    let config = dir.join("c.toml");
+    let mut sources = String::new();
+    for (name, tls) in [("plain", "none"), ("starttls", "starttls"), ("implicit", "implicit")] {
+        sources.push_str(&format!(
+            "[[intake.imap]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nuser = \"u\"\n\
+             password_env = \"SES_DMARC_TEST_IMAP_PASSWORD\"\n"
+        ));
+    }
+    std::fs::write(&config, sources).unwrap();
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let started = Instant::now();
+    let (code, v) = intake(&config, &db, &[]);
+    assert_eq!(code, Some(3), "{v}");
+    assert!(started.elapsed() < Duration::from_secs(60), "no wait for a step timeout");
+    for name in ["plain", "starttls", "implicit"] {
+        let s = source(&v, name);
+        let error = s["error"].as_str().unwrap_or_else(|| panic!("{name}: an error: {s}"));
+        assert!(!error.is_empty() && !error.contains('\0'), "{name}: {error}");
+        assert!(!error.contains("input: ["), "no parser dump: {error}");
+        assert_eq!(s["events"][0]["kind"], "intake-failed", "{name}: {s}");
+    }
+}

@@ -33,7 +33,7 @@ async fn step<T, E: std::fmt::Display>(
 ) -> Result<T, String> {
     match tokio::time::timeout(STEP, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Ok(Err(e)) => Err(format!("{what}: {}", not_imap(&e.to_string()))),
         Err(_) => Err(format!("{what}: no answer in {} s", STEP.as_secs())),
     }
 }
@@ -70,6 +70,21 @@ pub async fn poll(
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), session.logout()).await;
     out
+}
+
+/// async-imap reports an answer it cannot parse as the parser's debug dump followed by
+/// ` during parsing of "<the bytes, escaped>"`: said instead as what the server sent.
+fn not_imap(error: &str) -> String {
+    match error.split_once(" during parsing of ") {
+        Some((_, sent)) => {
+            let mut shown: String = sent.chars().take(80).collect();
+            if shown.len() < sent.len() {
+                shown.push('…');
+            }
+            format!("the server's answer is not IMAP: {shown}")
+        }
+        None => error.to_string(),
+    }
 }
 
 async fn greeting<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug>(
@@ -434,6 +449,14 @@ async fn fetch_bodies(session: &mut Session, uids: &[u32]) -> Result<Vec<(u32, V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unparsable_answers_are_said_plainly() {
+        let dump = r#"Error(Error { input: [52, 48], code: Tag }) during parsing of "HTTP/1.1 400 Bad Request\r\n""#;
+        assert_eq!(not_imap(dump), r#"the server's answer is not IMAP: "HTTP/1.1 400 Bad Request\r\n""#);
+        assert!(not_imap(&format!("x during parsing of \"{}\"", "a".repeat(500))).ends_with('…'));
+        assert_eq!(not_imap("connection reset"), "connection reset");
+    }
 
     #[test]
     fn uid_sets() {
