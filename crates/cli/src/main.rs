@@ -7,6 +7,7 @@ mod dns_args;
 mod intake_cmd;
 mod plan_cmd;
 mod reports_cmd;
+mod serve_cmd;
 mod spf_cmd;
 mod style;
 mod verify_cmd;
@@ -63,6 +64,15 @@ enum Command {
     /// receives), never losing one.
     #[command(subcommand)]
     Intake(intake_cmd::IntakeCommand),
+    /// The dashboard and JSON API, with the watch and intake schedules, until SIGTERM
+    /// (`--demo`: sample domains in a throw-away database).
+    Serve(serve_cmd::ServeArgs),
+    /// Who may sign in to `serve`: admins and viewers (viewers may be limited to tags).
+    #[command(subcommand)]
+    User(serve_cmd::UserCommand),
+    /// API bearer tokens for `serve` (only their hashes are kept).
+    #[command(subcommand)]
+    Token(serve_cmd::TokenCommand),
 }
 
 /// How a command ends (docs/commands.md gives each command's meaning of them).
@@ -109,15 +119,23 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Apply(args) => aws_cmd::apply(args).await,
         Command::Watch(cmd) => watch_cmd::run(cmd).await,
         Command::Intake(cmd) => intake_cmd::run(cmd).await,
+        Command::Serve(args) => serve_cmd::serve(args).await,
+        Command::User(cmd) => serve_cmd::user(cmd).await,
+        Command::Token(cmd) => serve_cmd::token(cmd).await,
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     style::set_color(cli.color);
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    // The server answers requests on every core; a command needs one thread.
+    let runtime = match cli.command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build();
+    let result = runtime
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
         .and_then(|rt| rt.block_on(run(cli.command)));
     match result {

@@ -274,23 +274,11 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<Exit> {
 const MAX_SIZE_MB: u64 = 65_536;
 
 fn print_ingest(args: &IngestArgs, database: Option<&str>, outcomes: &[InputOutcome]) -> anyhow::Result<Exit> {
-    let total = |f: fn(&InputOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
-    let totals = serde_json::json!({
-        "reports": total(|o| o.reports),
-        "duplicates": total(|o| o.duplicates),
-        "failed": total(|o| o.failed),
-        "records": total(|o| o.records),
-        "messages": total(|o| o.messages),
-    });
+    let json = ses_dmarc_store::ingest::outcomes_json(database, outcomes);
+    let totals = &json["totals"];
     let mut out = std::io::stdout().lock();
     match args.format {
-        OutFormat::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"database": database, "inputs": outcomes, "totals": totals})
-            )?
-        )?,
+        OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?,
         OutFormat::Human => {
             let s = Style::for_stdout();
             for o in outcomes {

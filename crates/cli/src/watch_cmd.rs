@@ -9,11 +9,9 @@ use crate::style::{self, OutFormat, Style, count, escape};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ses_dmarc_audit::Expectations;
+use ses_dmarc_monitor::Config;
 use ses_dmarc_monitor::alerts::Alerter;
-use ses_dmarc_monitor::diff::WatchState;
-use ses_dmarc_monitor::schedule::rfc3339;
-use ses_dmarc_monitor::watch::{PassOptions, expectations_json, run_pass};
-use ses_dmarc_monitor::{Config, Event};
+use ses_dmarc_monitor::watch::{PassOptions, run_pass, watch_request};
 use ses_dmarc_store::{Database, Location, OpenMode, WatchedDomain};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -183,18 +181,8 @@ async fn add(args: AddArgs) -> anyhow::Result<Exit> {
     let now = ses_dmarc_ops::now();
     let rows: Vec<WatchedDomain> = jobs
         .iter()
-        .map(|j| WatchedDomain {
-            domain: j.domain.clone(),
-            expectations: expectations_json(&j.expectations),
-            tags: args.tags.clone(),
-            from_ses: args.from_ses,
-            source: "cli".into(),
-            added_at: now,
-            next_due: now,
-            last_checked: None,
-            checks: 0,
-        })
-        .collect();
+        .map(|j| watch_request(&j.domain, j.expectations.clone(), &args.tags, args.from_ses, "cli", now))
+        .collect::<Result<_, _>>()?;
     let n = rows.len();
     db.run(move |s| {
         for r in &rows {
@@ -215,34 +203,8 @@ async fn add(args: AddArgs) -> anyhow::Result<Exit> {
 
 async fn list(args: ListArgs) -> anyhow::Result<Exit> {
     let db = args.db.open(OpenMode::Existing).await?;
-    let rows = db
-        .run(|s| {
-            let mut out = Vec::new();
-            for w in s.watched_domains()? {
-                let state = s.domain_state(&w.domain)?;
-                out.push((w, state));
-            }
-            Ok(out)
-        })
-        .await?;
-    let items: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|(w, state)| {
-            let st: Option<WatchState> = state.as_ref().and_then(|s| serde_json::from_str(&s.judgement).ok());
-            serde_json::json!({
-                "domain": w.domain,
-                "tags": w.tags,
-                "last_checked": w.last_checked.map(rfc3339),
-                "checks": w.checks,
-                "verdict": st.as_ref().and_then(|s| s.verdict),
-                "errors": st.as_ref().map(|s| s.errors).unwrap_or(0),
-                "warnings": st.as_ref().map(|s| s.warnings).unwrap_or(0),
-                "from_ses": w.from_ses,
-                "source": w.source,
-                "next_due": rfc3339(w.next_due),
-            })
-        })
-        .collect();
+    let listed = ses_dmarc_monitor::views::listing(&db).await?;
+    let items: Vec<serde_json::Value> = listed.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
     let mut out = std::io::stdout().lock();
     match args.format {
         OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?,
@@ -296,31 +258,16 @@ async fn history(args: HistoryArgs) -> anyhow::Result<Exit> {
     let domain = ses_dmarc_ops::check::domain(&args.domain)?;
     let db = args.db.open(OpenMode::Existing).await?;
     let since = args.days.map(|d| ses_dmarc_ops::now() - d.max(1) * 86_400).unwrap_or(i64::MIN);
-    let name = domain.clone();
-    let (events, snapshots) =
-        db.run(move |s| Ok((s.events(Some(&name), since, 100_000)?, s.snapshot_history(&name)?))).await?;
-    let events: Vec<Event> = events.iter().filter_map(|e| serde_json::from_str(&e.body).ok()).collect();
+    let history = ses_dmarc_monitor::views::history(&db, &domain, since, 100_000).await?;
     let mut out = std::io::stdout().lock();
     match args.format {
-        OutFormat::Json => {
-            let snaps: Vec<serde_json::Value> = snapshots
-                .iter()
-                .map(|(digest, first, last)| serde_json::json!({"digest": digest, "first_seen": rfc3339(*first), "last_seen": rfc3339(*last)}))
-                .collect();
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"domain": domain, "events": events, "snapshots": snaps})
-                )?
-            )?
-        }
+        OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&history)?)?,
         OutFormat::Human => {
             let s = Style::for_stdout();
-            if events.is_empty() {
+            if history.events.is_empty() {
                 writeln!(out, "No events for {domain} (yet): `ses-dmarc watch run {domain}` checks it now.")?;
             }
-            for e in &events {
+            for e in &history.events {
                 let kind = match e.severity {
                     ses_dmarc_monitor::Severity::Error => s.red(e.kind.as_str()),
                     ses_dmarc_monitor::Severity::Warning => s.yellow(e.kind.as_str()),
@@ -334,7 +281,7 @@ async fn history(args: HistoryArgs) -> anyhow::Result<Exit> {
             writeln!(
                 out,
                 "{}",
-                s.dim(&format!("{} of the DNS answers.", count(snapshots.len() as u64, "distinct snapshot")))
+                s.dim(&format!("{} of the DNS answers.", count(history.snapshots.len() as u64, "distinct snapshot")))
             )?;
         }
     }

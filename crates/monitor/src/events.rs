@@ -32,6 +32,21 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 11] = [
+        EventKind::FindingRaised,
+        EventKind::FindingResolved,
+        EventKind::RecordChanged,
+        EventKind::DnsUnknown,
+        EventKind::NewSource,
+        EventKind::PassRateDropped,
+        EventKind::ReportsMissing,
+        EventKind::SesStatusChanged,
+        EventKind::IntakeFailed,
+        EventKind::RolloutReady,
+        EventKind::RolloutBlocked,
+    ];
+
     /// The kind as events write it (`finding-raised`).
     pub fn as_str(self) -> &'static str {
         match self {

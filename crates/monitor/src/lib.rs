@@ -11,6 +11,7 @@ pub mod intake;
 pub mod report_watch;
 pub mod schedule;
 pub mod ses_changes;
+pub mod views;
 pub mod watch;
 
 pub use config::{Config, ConfigError};

@@ -88,6 +88,42 @@ pub struct PassReport {
     pub removed: Vec<String>,
 }
 
+/// A domain to watch, as `watch add`, the dashboard and `POST /api/v1/domains` take it:
+/// validated as `check` validates its flags, due at once.
+pub fn watch_request(
+    domain: &str,
+    expectations: Expectations,
+    tags: &[String],
+    from_ses: bool,
+    source: &str,
+    now: i64,
+) -> Result<WatchedDomain, ses_dmarc_ops::OpsError> {
+    use ses_dmarc_ops::{OpsError, check};
+    let domain = check::domain(domain)?;
+    let expectations = Expectations { regions: check::regions(&expectations.regions)?, ..expectations };
+    check::validate_tokens(&expectations)?;
+    if from_ses && (expectations.regions.is_empty() || !expectations.dkim_tokens.is_empty()) {
+        return Err(OpsError::Input("--from-ses needs --region (the SES regions to ask), and no --dkim-token".into()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let tags: Vec<String> =
+        tags.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty() && seen.insert(t.clone())).collect();
+    if let Some(t) = tags.iter().find(|t| t.len() > 64 || t.chars().any(char::is_control)) {
+        return Err(OpsError::Input(format!("tag `{}` is too long or holds control characters", t.escape_debug())));
+    }
+    Ok(WatchedDomain {
+        domain,
+        expectations: expectations_json(&expectations),
+        tags,
+        from_ses,
+        source: source.to_string(),
+        added_at: now,
+        next_due: now,
+        last_checked: None,
+        checks: 0,
+    })
+}
+
 /// What a watched domain's expectations JSON holds.
 pub fn expectations_json(e: &Expectations) -> String {
     serde_json::to_string(e).unwrap_or_else(|_| "{}".into())
@@ -313,10 +349,7 @@ async fn write_check(
     // What the reports say.
     let open: BTreeSet<String> = prev.open.iter().map(|p| p.problem.clone()).collect();
     let known: BTreeSet<String> = prev.known.iter().cloned().collect();
-    let dmarc_text = state
-        .records
-        .get(&format!("_dmarc.{domain} TXT"))
-        .and_then(|v| v.lines().find(|l| l.trim_start().starts_with("v=DMARC1")).map(str::to_string));
+    let dmarc_text = crate::views::dmarc_record_of(&state, &domain);
     let asks_for_reports = dmarc_text
         .as_deref()
         .and_then(|t| ses_dmarc_records::DmarcRecord::parse(t).value)
@@ -395,6 +428,7 @@ async fn write_check(
                 ses: ses_now.map(|s| serde_json::to_string(&s).unwrap_or_default()).or(prev.state.and_then(|s| s.ses)),
                 rollout: rollout_standing,
                 checked_at: now,
+                report: serde_json::to_string(report).ok(),
             },
             snapshot: serde_json::to_string(&report.snapshot).unwrap_or_default(),
             next_due,
@@ -411,7 +445,7 @@ async fn write_check(
 }
 
 /// Days of reports the rollout advice weighs (as `rollout`'s default `--days`).
-const ROLLOUT_DAYS: i64 = 30;
+const ROLLOUT_DAYS: i64 = crate::views::REPORT_DAYS;
 
 fn rollout_event(rollout: &Rollout, change: RolloutChange, now: i64) -> Event {
     let (kind, severity) = match change {

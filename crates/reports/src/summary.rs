@@ -227,6 +227,20 @@ pub struct Summary {
     pub ses: SesSummary,
     /// The failure reports.
     pub failures: FailureSummary,
+    /// Messages per day (UTC, the day each report's period begins), oldest first: the
+    /// dashboard's charts.
+    pub daily: Vec<DayTotals>,
+}
+
+/// One day's messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DayTotals {
+    /// The day: its midnight (UTC), in seconds since 1970.
+    pub day: i64,
+    /// Messages in reports whose period begins that day.
+    pub messages: u64,
+    /// Of them, those that pass DMARC.
+    pub dmarc_pass: u64,
 }
 
 /// One DMARC policy as reporters found it published (`<policy_published>`), and the reports
@@ -309,6 +323,7 @@ pub struct SummaryBuilder {
     failure_ips: BTreeMap<String, u64>,
     policies: BTreeMap<(String, Option<u8>, Option<bool>), PolicySeen>,
     policy_days: BTreeMap<(String, Option<u8>, Option<bool>), std::collections::BTreeSet<i64>>,
+    daily: BTreeMap<i64, DayTotals>,
     ses_lines: BTreeMap<(SesAlignment, Option<SpfProblem>, Option<DkimProblem>), u64>,
     /// Per address (as parsed, or as written when it is no address): its line in each of
     /// its groups (almost always one).
@@ -469,6 +484,11 @@ impl SummaryBuilder {
         let s = &mut self.summary;
         s.messages += n;
         s.dmarc_pass += if c.dmarc_pass { n } else { 0 };
+        let day = header.metadata.begin.div_euclid(86_400) * 86_400;
+        let d = self.daily.entry(day).or_insert(DayTotals { day, ..DayTotals::default() });
+        d.messages += n;
+        d.dmarc_pass += if c.dmarc_pass { n } else { 0 };
+        let s = &mut self.summary;
         s.spf_aligned += if c.spf_aligned { n } else { 0 };
         s.dkim_aligned += if c.dkim_aligned { n } else { 0 };
         s.reporter_differs += if c.reporter_differs { n } else { 0 };
@@ -636,6 +656,7 @@ impl SummaryBuilder {
             self.summary.from = 0;
         }
         self.summary.days = self.days.len() as u32;
+        self.summary.daily = std::mem::take(&mut self.daily).into_values().collect();
         let mut sources: Vec<SourceSummary> = self.sources.into_values().collect();
         sources.sort_by(|a, b| b.messages.cmp(&a.messages).then(a.source.cmp(&b.source)));
         self.summary.sources = sources;

@@ -419,6 +419,23 @@ impl Applier {
     }
 }
 
+/// The JSON `reports ingest --format json` prints and `POST /api/v1/reports` answers:
+/// `{"database", "inputs": [...], "totals": {...}}`.
+pub fn outcomes_json(database: Option<&str>, outcomes: &[InputOutcome]) -> serde_json::Value {
+    let total = |f: fn(&InputOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
+    serde_json::json!({
+        "database": database,
+        "inputs": outcomes,
+        "totals": {
+            "reports": total(|o| o.reports),
+            "duplicates": total(|o| o.duplicates),
+            "failed": total(|o| o.failed),
+            "records": total(|o| o.records),
+            "messages": total(|o| o.messages),
+        },
+    })
+}
+
 /// Ingests one input (a file's content as a reader) on this thread.
 pub fn ingest_reader(store: &mut Store, origin: &str, input: impl Read, limits: &UnpackLimits) -> InputOutcome {
     let mut applier = Applier::new(origin);

@@ -10,6 +10,7 @@
 mod database;
 pub mod ingest;
 mod intake;
+mod people;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod reports;
@@ -20,8 +21,12 @@ mod watch;
 
 pub use database::Database;
 pub use intake::{IntakeFailure, MailboxCheckpoint};
+pub use people::{Session, TokenInfo, User};
 pub use reports::{PreparedRecord, Stored, StoredRecord, StoredReport, Totals};
-pub use watch::{CheckWrite, CheckedDomain, Delivery, DomainState, OpenProblem, Pending, StoredEvent, WatchedDomain};
+pub use watch::{
+    CheckWrite, CheckedDomain, Delivery, DomainState, OpenProblem, Pending, ReportVersion, ServiceCounts, StoredEvent,
+    WatchedDomain,
+};
 
 use sql::Connection;
 use std::path::PathBuf;
@@ -68,6 +73,9 @@ pub enum StoreError {
     /// `add_record` or `commit_report` without `begin_report`.
     #[error("no report is being stored (begin_report first)")]
     NoOpenReport,
+    /// The change would undo something that exists (the message says what to do).
+    #[error("{0}")]
+    Conflict(String),
     /// SQLite said no.
     #[error("database error: {0}")]
     Sqlite(String),

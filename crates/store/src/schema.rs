@@ -67,6 +67,20 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE intake_failures (
         id {id}, source TEXT NOT NULL, item TEXT NOT NULL, reason TEXT NOT NULL, at BIGINT NOT NULL);
      CREATE INDEX intake_failures_source ON intake_failures(source, at);",
+    // The service's people: users (argon2 password hashes), their login sessions and API
+    // tokens (only SHA-256 digests of the secrets are kept); and each domain's latest
+    // check as `check --format json` gives it, for the API and the domain page.
+    "CREATE TABLE users (
+        name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, role TEXT NOT NULL, tags TEXT NOT NULL,
+        created_at BIGINT NOT NULL);
+     CREATE TABLE sessions (
+        digest TEXT PRIMARY KEY, user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+     CREATE INDEX sessions_expiry ON sessions(expires_at);
+     CREATE TABLE api_tokens (
+        digest TEXT PRIMARY KEY, label TEXT NOT NULL, user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        created_at BIGINT NOT NULL, last_used BIGINT);
+     ALTER TABLE domain_state ADD COLUMN report TEXT;",
 ];
 
 /// A migration's text for one dialect.

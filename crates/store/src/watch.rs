@@ -43,6 +43,8 @@ pub struct DomainState {
     pub ses: Option<String>,
     /// The rollout standing (stage, status, advised record) at the last check, as JSON.
     pub rollout: Option<String>,
+    /// The last check as `check --format json` gives it (findings, verdict, answers).
+    pub report: Option<String>,
     /// When.
     pub checked_at: i64,
 }
@@ -215,6 +217,44 @@ impl Store {
         )
     }
 
+    /// Every watched domain with its latest state (one query, for the overview).
+    pub fn watched_with_state(&mut self) -> Result<Vec<(WatchedDomain, Option<DomainState>)>, StoreError> {
+        let columns = WATCHED_COLUMNS.split(", ").map(|c| format!("w.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let n = WATCHED_COLUMNS.split(", ").count();
+        self.conn.query_all(
+            &format!(
+                "SELECT {columns}, s.digest, s.judgement, s.failures, s.ses, s.rollout, s.checked_at
+                 FROM watched_domains w LEFT JOIN domain_state s ON s.domain = w.domain ORDER BY w.domain"
+            ),
+            &[],
+            |r| {
+                let w = read_watched(r)?;
+                let state = match r.opt_text(n)? {
+                    None => None,
+                    Some(digest) => Some(DomainState {
+                        digest,
+                        judgement: r.text(n + 1)?,
+                        failures: r.text(n + 2)?,
+                        ses: r.opt_text(n + 3)?,
+                        rollout: r.opt_text(n + 4)?,
+                        checked_at: r.i64(n + 5)?,
+                        report: None,
+                    }),
+                };
+                Ok((w, state))
+            },
+        )
+    }
+
+    /// Per policy domain with reports: how many are stored, the newest row id (both change
+    /// whenever one is stored, so caches of report figures know when to recompute) and when
+    /// the newest period ends.
+    pub fn report_versions(&mut self) -> Result<Vec<ReportVersion>, StoreError> {
+        self.conn.query_all("SELECT domain, COUNT(*), MAX(id), MAX(end_ts) FROM reports GROUP BY domain", &[], |r| {
+            Ok(ReportVersion { domain: r.text(0)?, reports: r.i64(1)?, newest_id: r.i64(2)?, latest_end: r.i64(3)? })
+        })
+    }
+
     /// One watched domain.
     pub fn watched(&mut self, domain: &str) -> Result<Option<WatchedDomain>, StoreError> {
         self.conn.query_opt(
@@ -238,7 +278,7 @@ impl Store {
     /// A domain's latest state.
     pub fn domain_state(&mut self, domain: &str) -> Result<Option<DomainState>, StoreError> {
         self.conn.query_opt(
-            "SELECT digest, judgement, failures, ses, rollout, checked_at FROM domain_state WHERE domain = $1",
+            "SELECT digest, judgement, failures, ses, rollout, checked_at, report FROM domain_state WHERE domain = $1",
             &[domain.into()],
             |r| {
                 Ok(DomainState {
@@ -248,6 +288,7 @@ impl Store {
                     ses: r.opt_text(3)?,
                     rollout: r.opt_text(4)?,
                     checked_at: r.i64(5)?,
+                    report: r.opt_text(6)?,
                 })
             },
         )
@@ -299,11 +340,11 @@ impl Store {
             if let Some(c) = &w.checked {
                 let s = &c.state;
                 conn.execute(
-                    "INSERT INTO domain_state (domain, digest, judgement, failures, ses, rollout, checked_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    "INSERT INTO domain_state (domain, digest, judgement, failures, ses, rollout, checked_at, report)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (domain) DO UPDATE SET digest = excluded.digest, judgement = excluded.judgement,
                         failures = excluded.failures, ses = excluded.ses, rollout = excluded.rollout,
-                        checked_at = excluded.checked_at",
+                        checked_at = excluded.checked_at, report = excluded.report",
                     &[
                         (&c.domain).into(),
                         (&s.digest).into(),
@@ -312,6 +353,7 @@ impl Store {
                         (&s.ses).into(),
                         (&s.rollout).into(),
                         s.checked_at.into(),
+                        (&s.report).into(),
                     ],
                 )?;
                 let changed = conn.execute(
@@ -442,4 +484,45 @@ impl Store {
             read_event,
         )
     }
+
+    /// What `/metrics` counts from the store: alert deliveries and intake failures.
+    pub fn service_counts(&mut self) -> Result<ServiceCounts, StoreError> {
+        let delivered = self.conn.query_i64("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL", &[])?;
+        let pending = self.conn.query_i64("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL", &[])?;
+        let failed_attempts = self.conn.query_i64(
+            "SELECT COALESCE(SUM(CASE WHEN delivered_at IS NULL THEN attempts ELSE attempts - 1 END), 0) FROM outbox",
+            &[],
+        )?;
+        let intake_failures = self.conn.query_i64("SELECT COUNT(*) FROM intake_failures", &[])?;
+        let events = self.conn.query_i64("SELECT COUNT(*) FROM events", &[])?;
+        Ok(ServiceCounts { delivered, pending, failed_attempts, intake_failures, events })
+    }
+}
+
+/// Counts for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceCounts {
+    /// Alerts their channel accepted.
+    pub delivered: i64,
+    /// Alerts still in the outbox.
+    pub pending: i64,
+    /// Delivery attempts a channel refused or did not answer.
+    pub failed_attempts: i64,
+    /// Messages and objects intake could not store.
+    pub intake_failures: i64,
+    /// Events raised.
+    pub events: i64,
+}
+
+/// A domain's stored reports, in brief (see [`Store::report_versions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportVersion {
+    /// The policy domain.
+    pub domain: String,
+    /// Reports stored.
+    pub reports: i64,
+    /// The newest report's row id.
+    pub newest_id: i64,
+    /// When the newest period ends (seconds since 1970).
+    pub latest_end: i64,
 }

@@ -335,6 +335,7 @@ fn watched_domains_checks_events_and_the_outbox() {
             ses: None,
             rollout: Some("{\"stage\":\"none\"}".into()),
             checked_at: at,
+            report: Some(format!("{{\"digest\":\"{digest}\"}}")),
         };
         let write = CheckWrite {
             checked: Some(CheckedDomain {

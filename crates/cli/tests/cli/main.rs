@@ -10,6 +10,7 @@ mod intake_oauth;
 mod new_user;
 mod plan;
 mod reports;
+mod serve;
 mod summary;
 mod util;
 mod verify;
