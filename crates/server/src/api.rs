@@ -489,5 +489,10 @@ async fn upload_report(
     } else {
         StatusCode::OK
     };
-    Ok(json(status, &outcomes_json(Some(state.db.name()), std::slice::from_ref(&outcome))))
+    let mut answer = outcomes_json(None, std::slice::from_ref(&outcome));
+    if status != StatusCode::OK {
+        let message = outcome.error.clone().unwrap_or_else(|| "the report was not stored".to_owned());
+        answer["error"] = serde_json::json!({ "status": status.as_u16(), "message": message });
+    }
+    Ok(json(status, &answer))
 }

@@ -490,7 +490,7 @@ impl Store {
         let delivered = self.conn.query_i64("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL", &[])?;
         let pending = self.conn.query_i64("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL", &[])?;
         let failed_attempts = self.conn.query_i64(
-            "SELECT COALESCE(SUM(CASE WHEN delivered_at IS NULL THEN attempts ELSE attempts - 1 END), 0) FROM outbox",
+            "SELECT CAST(COALESCE(SUM(CASE WHEN delivered_at IS NULL THEN attempts ELSE attempts - 1 END), 0) AS BIGINT) FROM outbox",
             &[],
         )?;
         let intake_failures = self.conn.query_i64("SELECT COUNT(*) FROM intake_failures", &[])?;

@@ -3,7 +3,7 @@
 //! commands' JSON), bad input answered 4xx in JSON, the login form, metrics and SIGTERM.
 //! On SQLite and PostgreSQL.
 
-use crate::util::{ses_dmarc, stderr, stdout};
+use crate::util::{ok, ses_dmarc, stderr, stdout};
 use serde_json::Value;
 use ses_dmarc_dns::testing::TestServer;
 use ses_dmarc_testkit::{TempDir, databases, testdata};
@@ -152,7 +152,9 @@ impl Served {
                 kept.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("serve did not listen: {}", log.lock().unwrap()));
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("serve did not listen: {}", log.lock().unwrap()));
         Served { child: Some(child), addr, log }
     }
 
@@ -264,7 +266,7 @@ fn serve_checks_on_schedule_and_answers_the_api_as_the_commands_do() {
         // The schedule's first pass checks both domains against the test DNS server.
         let rows = wait_checked(&addr, &admin, 2);
         let listed: Value =
-            serde_json::from_str(&stdout(&ses_dmarc(&["watch", "list", "--config", cfg, "--format", "json"]))).unwrap();
+            serde_json::from_str(&ok(&["watch", "list", "--database", &db.url, "--format", "json"])).unwrap();
         for l in listed.as_array().unwrap() {
             let row = rows.as_array().unwrap().iter().find(|r| r["domain"] == l["domain"]).expect("listed by the API");
             for (k, v) in l.as_object().unwrap() {
@@ -298,30 +300,62 @@ fn serve_checks_on_schedule_and_answers_the_api_as_the_commands_do() {
         // An upload stores what `reports ingest` stores from the same file.
         let file = std::fs::read(report_file()).unwrap();
         let bearer = format!("Bearer {admin}");
-        let up = request(&addr, "POST", "/api/v1/reports", &[("Authorization", &bearer), ("Content-Type", "application/xml")], &file);
+        let up = request(
+            &addr,
+            "POST",
+            "/api/v1/reports",
+            &[("Authorization", &bearer), ("Content-Type", "application/xml")],
+            &file,
+        );
         assert_eq!(up.status, 200, "{}", up.text());
         let other = TempDir::new("serve-api-ingest");
         let cli_db = format!("sqlite://{}", other.join("ingest.sqlite").display());
-        let ingest = ses_dmarc(&["reports", "ingest", report_file().to_str().unwrap(), "--database", &cli_db, "--format", "json"]);
+        let ingest = ses_dmarc(&[
+            "reports",
+            "ingest",
+            report_file().to_str().unwrap(),
+            "--database",
+            &cli_db,
+            "--format",
+            "json",
+        ]);
         let ingest: Value = serde_json::from_str(&stdout(&ingest)).unwrap();
         let up = up.json();
         for key in ["reports", "records", "messages"] {
             assert_eq!(up["totals"][key], ingest["totals"][key], "{key}: upload {up} against ingest {ingest}");
         }
-        let again = request(&addr, "POST", "/api/v1/reports", &[("Authorization", &bearer), ("Content-Type", "application/xml")], &file);
+        let again = request(
+            &addr,
+            "POST",
+            "/api/v1/reports",
+            &[("Authorization", &bearer), ("Content-Type", "application/xml")],
+            &file,
+        );
         assert_eq!(again.status, 200);
         assert_eq!(again.json()["totals"]["duplicates"], 1, "{}", again.text());
 
         // Bad input: 4xx with a JSON error, never a 5xx.
         let json_post = |body: &[u8]| {
-            request(&addr, "POST", "/api/v1/domains", &[("Authorization", &bearer), ("Content-Type", "application/json")], body)
+            request(
+                &addr,
+                "POST",
+                "/api/v1/domains",
+                &[("Authorization", &bearer), ("Content-Type", "application/json")],
+                body,
+            )
         };
         for (what, answer, status) in [
             ("bad JSON", json_post(b"{\"domain\": "), 422),
             ("not a domain", json_post(br#"{"domain":"<script>"}"#), 422),
             (
                 "wrong content type",
-                request(&addr, "POST", "/api/v1/reports", &[("Authorization", &bearer), ("Content-Type", "text/plain")], b"x"),
+                request(
+                    &addr,
+                    "POST",
+                    "/api/v1/reports",
+                    &[("Authorization", &bearer), ("Content-Type", "image/png")],
+                    b"x",
+                ),
                 415,
             ),
             (
@@ -330,14 +364,24 @@ fn serve_checks_on_schedule_and_answers_the_api_as_the_commands_do() {
                     &addr,
                     "POST",
                     "/api/v1/reports",
-                    &[("Authorization", &bearer), ("Content-Type", "application/xml"), ("Content-Length", "1073741824")],
+                    &[
+                        ("Authorization", &bearer),
+                        ("Content-Type", "application/xml"),
+                        ("Content-Length", "1073741824"),
+                    ],
                     b"<feedback>",
                 ),
                 413,
             ),
             (
                 "not a report",
-                request(&addr, "POST", "/api/v1/reports", &[("Authorization", &bearer), ("Content-Type", "application/xml")], b"<html/>"),
+                request(
+                    &addr,
+                    "POST",
+                    "/api/v1/reports",
+                    &[("Authorization", &bearer), ("Content-Type", "application/xml")],
+                    b"<html/>",
+                ),
                 422,
             ),
             ("unknown domain", get(&addr, "/api/v1/domains/unknown.test", Some(&admin)), 404),
@@ -363,7 +407,7 @@ fn serve_checks_on_schedule_and_answers_the_api_as_the_commands_do() {
         assert_eq!(openapi["openapi"], "3.0.3");
 
         let metrics = get(&addr, "/metrics", Some(&admin));
-        assert_eq!(metrics.status, 200);
+        assert_eq!(metrics.status, 200, "{}", metrics.text());
         let text = metrics.text();
         assert!(text.contains("# HELP ") && text.contains("# TYPE "), "{text}");
         for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
@@ -460,7 +504,8 @@ fn the_login_form_sets_a_strict_cookie_limits_guessing_and_refuses_other_sites()
     assert!(!limited.header("retry-after").is_empty());
 
     let html = home.text();
-    let at = html.find("name=\"csrf\" value=\"").expect("the logout form's csrf field") + "name=\"csrf\" value=\"".len();
+    let at =
+        html.find("name=\"csrf\" value=\"").expect("the logout form's csrf field") + "name=\"csrf\" value=\"".len();
     let csrf = html[at..].split('"').next().unwrap().to_string();
     let form = [("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
     let out = request(&addr, "POST", "/logout", &form, format!("csrf={csrf}").as_bytes());
