@@ -2,12 +2,14 @@
 //! real `ses-dmarc` binary against servers on loopback.
 
 mod aws;
+mod browser;
 mod check;
 mod fake_aws;
 mod hostile;
 mod intake;
 mod intake_oauth;
 mod new_user;
+mod openapi;
 mod plan;
 mod reports;
 mod serve;

@@ -13,25 +13,25 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ADMIN_PASSWORD: &str = "admin-password-1";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-password-1";
 const VIEWER_PASSWORD: &str = "viewer-password-1";
 
-struct Answer {
-    status: u16,
-    headers: BTreeMap<String, Vec<String>>,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: BTreeMap<String, Vec<String>>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).and_then(|v| v.first()).map(String::as_str).unwrap_or_default()
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
@@ -50,7 +50,7 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
 }
 
 /// One HTTP/1.1 request on its own connection (`Connection: close`).
-fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+pub(crate) fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -65,8 +65,25 @@ fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
     let _ = stream.write_all(body);
+    // Read to the end, or to Content-Length: a server may keep the connection open.
     let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let mut chunk = [0u8; 65536];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .split("\r\n")
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| raw.len() >= end + 4 + n) {
+                break;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+        }
+    }
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no answer to {method} {path}"));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
@@ -84,7 +101,7 @@ fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
     Answer { status, headers: map, body }
 }
 
-fn get(addr: &str, path: &str, token: Option<&str>) -> Answer {
+pub(crate) fn get(addr: &str, path: &str, token: Option<&str>) -> Answer {
     let bearer = token.map(|t| format!("Bearer {t}"));
     let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("Authorization", b.as_str())).collect();
     request(addr, "GET", path, &headers, b"")
@@ -97,7 +114,7 @@ fn amazonses() -> String {
     .unwrap()
 }
 
-fn zones(dir: &TempDir) -> TestServer {
+pub(crate) fn zones(dir: &TempDir) -> TestServer {
     std::fs::write(dir.join("amazonses.com.zone"), amazonses()).unwrap();
     std::fs::write(
         dir.join("good.test.zone"),
@@ -116,10 +133,10 @@ fn zones(dir: &TempDir) -> TestServer {
 }
 
 /// The running server; killed (not waited for) if a test fails before SIGTERM.
-struct Served {
+pub(crate) struct Served {
     child: Option<Child>,
-    addr: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+    pub(crate) addr: String,
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Served {
@@ -132,7 +149,7 @@ impl Drop for Served {
 }
 
 impl Served {
-    fn start(config: &std::path::Path) -> Served {
+    pub(crate) fn start(config: &std::path::Path) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ses-dmarc"))
             .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .env("NO_COLOR", "1")
@@ -158,7 +175,7 @@ impl Served {
         Served { child: Some(child), addr, log }
     }
 
-    fn stop(mut self) -> Option<i32> {
+    pub(crate) fn stop(mut self) -> Option<i32> {
         let mut child = self.child.take().unwrap();
         Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -172,7 +189,7 @@ impl Served {
     }
 }
 
-fn add_user(config: &str, name: &str, password: &str, role: &str, tags: &[&str]) {
+pub(crate) fn add_user(config: &str, name: &str, password: &str, role: &str, tags: &[&str]) {
     let mut args = vec!["user", "add", name, "--role", role, "--config", config];
     for t in tags {
         args.extend(["--tag", t]);
@@ -189,14 +206,14 @@ fn add_user(config: &str, name: &str, password: &str, role: &str, tags: &[&str])
     assert!(o.status.success(), "user add {name}: {}", stderr(&o));
 }
 
-fn token(config: &str, user: &str) -> String {
+pub(crate) fn token(config: &str, user: &str) -> String {
     let o = ses_dmarc(&["token", "create", "--user", user, "--config", config]);
     assert!(o.status.success(), "token create: {}", stderr(&o));
     let t = stdout(&o).split_whitespace().find(|w| w.starts_with("sdm_")).map(str::to_string);
     t.unwrap_or_else(|| panic!("no token in {}", stdout(&o)))
 }
 
-fn wait_checked(addr: &str, token: &str, count: usize) -> Value {
+pub(crate) fn wait_checked(addr: &str, token: &str, count: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let a = get(addr, "/api/v1/domains", Some(token));
@@ -211,7 +228,7 @@ fn wait_checked(addr: &str, token: &str, count: usize) -> Value {
     }
 }
 
-fn write_config(dir: &TempDir, db: &str, dns: &TestServer) -> std::path::PathBuf {
+pub(crate) fn write_config(dir: &TempDir, db: &str, dns: &TestServer) -> std::path::PathBuf {
     let text = format!(
         "database = \"{db}\"\n[dns]\nnameservers = [\"{}\"]\ntimeout = 1.0\nattempts = 1\n[schedule]\ncheck = \"daily\"\njitter = \"0s\"\n\
          [[domain]]\nname = \"good.test\"\nregions = [\"us-east-1\"]\nmail_from = \"mail\"\ndkim_tokens = [\"tokenone\", \"tokentwo\", \"tokenthree\"]\ntags = [\"client-a\"]\n\
