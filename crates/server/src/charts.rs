@@ -35,7 +35,7 @@ pub(crate) fn sparkline(daily: &[DayTotals], days: i64, now: i64) -> String {
     );
     let mut run = String::new();
     let flush = |run: &mut String, svg: &mut String| {
-        if run.contains(' ') {
+        if run.trim().contains(' ') {
             let _ = write!(
                 svg,
                 "<polyline points=\"{}\" fill=\"none\" stroke=\"#2b7a4b\" stroke-width=\"1.5\"/>",
