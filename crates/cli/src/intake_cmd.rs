@@ -8,6 +8,7 @@ use crate::watch_cmd::{load_config, open_db};
 use clap::{Args, Subcommand};
 use ses_dmarc_monitor::alerts::Alerter;
 use ses_dmarc_monitor::intake::{IntakeOptions, Progress, run_intake};
+use ses_dmarc_monitor::workers::Worker;
 use ses_dmarc_store::OpenMode;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -72,7 +73,10 @@ async fn pass(args: RunArgs) -> anyhow::Result<Exit> {
         }
     };
     let options = IntakeOptions { only: &args.sources, now: ses_dmarc_ops::now(), progress: &progress };
-    let report = run_intake(&db, &config, &alerter, &options).await?;
+    let worker = Worker::start(&db, "intake run", config.schedule.lease).await?;
+    let report = run_intake(&db, &config, &alerter, &worker, &options).await;
+    worker.stop().await?;
+    let report = report?;
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }

@@ -12,6 +12,7 @@ mod spf_cmd;
 mod style;
 mod verify_cmd;
 mod watch_cmd;
+mod workers_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -73,6 +74,9 @@ enum Command {
     /// API bearer tokens for `serve` (only their hashes are kept).
     #[command(subcommand)]
     Token(serve_cmd::TokenCommand),
+    /// The processes sharing the database (`serve`, `watch run`, `intake run`): which are
+    /// live, what each holds, and the work waiting.
+    Workers(workers_cmd::WorkersArgs),
 }
 
 /// How a command ends (docs/commands.md gives each command's meaning of them).
@@ -122,6 +126,7 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Serve(args) => serve_cmd::serve(args).await,
         Command::User(cmd) => serve_cmd::user(cmd).await,
         Command::Token(cmd) => serve_cmd::token(cmd).await,
+        Command::Workers(args) => workers_cmd::run(args).await,
     }
 }
 

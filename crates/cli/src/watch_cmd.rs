@@ -12,6 +12,7 @@ use ses_dmarc_audit::Expectations;
 use ses_dmarc_monitor::Config;
 use ses_dmarc_monitor::alerts::Alerter;
 use ses_dmarc_monitor::watch::{PassOptions, run_pass, watch_request};
+use ses_dmarc_monitor::workers::Worker;
 use ses_dmarc_store::{Database, Location, OpenMode, WatchedDomain};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -302,7 +303,10 @@ async fn pass(args: RunArgs) -> anyhow::Result<Exit> {
         None => ses_dmarc_ops::now(),
     };
     let options = PassOptions { only: args.domains.clone(), now };
-    let report = run_pass(&db, &resolver, &config, &alerter, &options).await?;
+    let worker = Worker::start(&db, "watch run", config.schedule.lease).await?;
+    let report = run_pass(&db, &resolver, &config, &alerter, &worker, &options).await;
+    worker.stop().await?;
+    let report = report?;
     let mut out = std::io::stdout().lock();
     match args.format {
         OutFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,

@@ -52,6 +52,7 @@ struct ScheduleSection {
     check: Option<Spanned<String>>,
     jitter: Option<Spanned<String>>,
     lease: Option<Spanned<String>>,
+    poll: Option<Spanned<String>>,
     intake: Option<Spanned<String>>,
     retention_days: Option<u32>,
 }
@@ -375,6 +376,8 @@ pub struct Schedules {
     pub lease: Duration,
     /// How often mailboxes and buckets are read.
     pub intake: Duration,
+    /// How often `serve` looks for due domains and alerts.
+    pub poll: Duration,
     /// Days of records, snapshots and events kept (none: kept for ever).
     pub retention_days: Option<u32>,
 }
@@ -386,6 +389,7 @@ impl Default for Schedules {
             jitter: Duration::from_secs(600),
             lease: Duration::from_secs(60),
             intake: Duration::from_secs(300),
+            poll: Duration::from_secs(30),
             retention_days: None,
         }
     }
@@ -455,6 +459,7 @@ const KEYS: &[&str] = &[
     "check",
     "jitter",
     "lease",
+    "poll",
     "retention_days",
     "unknown_after",
     "remind_after",
@@ -646,6 +651,15 @@ pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
         }
         if let Some(v) = &s.intake {
             c.schedule.intake = r.duration(v, "intake")?;
+        }
+        if let Some(v) = &s.poll {
+            c.schedule.poll = r.duration(v, "poll")?;
+        }
+        if c.schedule.lease < Duration::from_secs(2) {
+            return Err(r.err(
+                s.lease.as_ref().map(|v| v.span()),
+                "lease: at least 2s (workers renew it every third of it)".into(),
+            ));
         }
         c.schedule.retention_days = s.retention_days;
     }

@@ -13,6 +13,7 @@ pub mod schedule;
 pub mod ses_changes;
 pub mod views;
 pub mod watch;
+pub mod workers;
 
 pub use config::{Config, ConfigError};
 pub use events::{Event, EventKind, Severity};

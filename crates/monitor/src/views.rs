@@ -202,14 +202,33 @@ pub async fn recent_summary(db: &Database, domain: &str, days: i64, now: i64) ->
 /// The rollout advice from the stored evidence and the DMARC record seen at the last
 /// check (as `watch` computes it), for a domain that was checked.
 pub async fn rollout(db: &Database, domain: &str, now: i64) -> Result<Option<Rollout>, OpsError> {
+    if !was_checked(db, domain).await? {
+        return Ok(None);
+    }
+    let evidence = recent_summary(db, domain, REPORT_DAYS, now).await?;
+    rollout_from(db, domain, &evidence, now).await
+}
+
+async fn was_checked(db: &Database, domain: &str) -> Result<bool, StoreError> {
+    let d = domain.to_string();
+    Ok(db.run(move |s| s.domain_state(&d)).await?.is_some())
+}
+
+/// [`rollout`] from evidence already summarized (the last [`REPORT_DAYS`] days, as
+/// [`recent_summary`] gives them), so that a page showing both summarizes once.
+pub async fn rollout_from(
+    db: &Database,
+    domain: &str,
+    evidence: &Summary,
+    now: i64,
+) -> Result<Option<Rollout>, OpsError> {
     let d = domain.to_string();
     let state = db.run(move |s| s.domain_state(&d)).await?;
     let Some(judged) = state.and_then(|s| serde_json::from_str::<WatchState>(&s.judgement).ok()) else {
         return Ok(None);
     };
-    let evidence = recent_summary(db, domain, REPORT_DAYS, now).await?;
     let record = dmarc_record_of(&judged, domain);
-    Ok(Some(advise(domain, record.as_deref(), &evidence, now, Criteria::default())))
+    Ok(Some(advise(domain, record.as_deref(), evidence, now, Criteria::default())))
 }
 
 /// The failure reports about `domain` that arrived since `since`, oldest first.

@@ -11,6 +11,7 @@ use crate::diff::{WatchState, compare, state_of};
 use crate::events::{Event, EventKind, Severity};
 use crate::report_watch::{ReportChanges, ReportFacts, report_events};
 use crate::schedule::{rfc3339, spread};
+use crate::workers::{Swept, Worker, wall_clock};
 use futures::StreamExt;
 use serde::Serialize;
 use ses_dmarc_audit::{DomainReport, Expectations, check_domain};
@@ -86,6 +87,9 @@ pub struct PassReport {
     pub deliveries: Vec<DeliveryOutcome>,
     /// Domains the configuration no longer lists (no longer watched).
     pub removed: Vec<String>,
+    /// What the retention sweep deleted, when this pass ran it (`[schedule] retention_days`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<Swept>,
 }
 
 /// A domain to watch, as `watch add`, the dashboard and `POST /api/v1/domains` take it:
@@ -164,43 +168,92 @@ pub async fn sync_config(db: &Database, config: &Config, now: i64) -> Result<Vec
     Ok(removed)
 }
 
-/// Runs one pass: syncs the configuration's domains, checks the due (or named) ones,
-/// `concurrency` at a time, and delivers the outbox.
+/// Runs one pass as `worker`: syncs the configuration's domains, claims the due (or
+/// named) ones a few at a time and checks them, `concurrency` at once, then delivers the
+/// alerts due (claimed too) and runs the retention sweep when it is this worker's turn.
+/// Other workers on the same database claim the rest: no domain is checked twice.
 pub async fn run_pass<R: Resolver>(
     db: &Database,
     resolver: &R,
     config: &Config,
     alerter: &Alerter,
+    worker: &Worker,
     options: &PassOptions,
 ) -> Result<PassReport, WatchError> {
     let now = options.now;
     let mut report = PassReport { removed: sync_config(db, config, now).await?, ..Default::default() };
-    let domains: Vec<WatchedDomain> = if options.only.is_empty() {
+    let concurrency = config.watch.concurrency.max(1);
+    let mut running = futures::stream::FuturesUnordered::new();
+    if options.only.is_empty() {
         // Due within the jitter window: a pass started by cron finds every domain whose
         // spread puts it a few minutes after the pass.
-        let until = now + config.schedule.jitter.as_secs() as i64;
-        db.run(move |s| s.due_domains(until, i64::MAX)).await?
-    } else {
-        let mut out = Vec::new();
-        for name in &options.only {
-            let domain = ses_dmarc_ops::check::domain(name).map_err(|e| WatchError::Input(e.to_string()))?;
-            let d = domain.clone();
-            match db.run(move |s| s.watched(&d)).await? {
-                Some(w) => out.push(w),
-                None => return Err(WatchError::NotWatched(domain)),
+        let due_by = now + config.schedule.jitter.as_secs() as i64;
+        let mut exhausted = false;
+        loop {
+            while !exhausted && !worker.stopping() && running.len() < concurrency {
+                let want = (concurrency - running.len()) as i64;
+                let (id, wall, until) = (worker.id().to_string(), wall_clock(), worker.claim_until());
+                let batch = db.run(move |s| s.claim_due_domains(&id, due_by, wall, until, want)).await?;
+                exhausted = (batch.len() as i64) < want;
+                for w in batch {
+                    running.push(check_one(db, resolver, config, alerter, w, Some(worker.id()), now));
+                }
+            }
+            match running.next().await {
+                Some(outcome) => report.checked.push(outcome),
+                None => break,
             }
         }
-        out
-    };
-    let mut checks = futures::stream::iter(domains)
-        .map(|w| check_one(db, resolver, config, alerter, w, now))
-        .buffer_unordered(config.watch.concurrency);
-    while let Some(outcome) = checks.next().await {
-        report.checked.push(outcome);
+    } else {
+        let mut claimed = Vec::new();
+        for name in &options.only {
+            let domain = ses_dmarc_ops::check::domain(name).map_err(|e| WatchError::Input(e.to_string()))?;
+            let (id, d, wall, until) = (worker.id().to_string(), domain.clone(), wall_clock(), worker.claim_until());
+            match db.run(move |s| s.claim_domain(&id, &d, wall, until)).await {
+                Ok(Some(w)) => claimed.push(w),
+                Ok(None) => {
+                    release_all(db, worker, &claimed).await;
+                    return Err(WatchError::NotWatched(domain));
+                }
+                Err(StoreError::Conflict(busy)) => report.checked.push(DomainOutcome::failed(&domain, busy)),
+                Err(e) => {
+                    release_all(db, worker, &claimed).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        let mut checks = futures::stream::iter(claimed)
+            .map(|w| check_one(db, resolver, config, alerter, w, Some(worker.id()), now))
+            .buffer_unordered(concurrency);
+        while let Some(outcome) = checks.next().await {
+            report.checked.push(outcome);
+        }
     }
     report.checked.sort_by(|a, b| a.domain.cmp(&b.domain));
-    report.deliveries = deliver_due(db, alerter, now).await?;
+    report.deliveries = deliver_due(db, alerter, worker, now).await?;
+    report.pruned = worker.sweep_retention(config.schedule.retention_days, now).await?;
     Ok(report)
+}
+
+async fn release_all(db: &Database, worker: &Worker, claimed: &[WatchedDomain]) {
+    for w in claimed {
+        let (id, d) = (worker.id().to_string(), w.domain.clone());
+        let _ = db.run(move |s| s.release_domain(&id, &d)).await;
+    }
+}
+
+impl DomainOutcome {
+    fn failed(domain: &str, error: String) -> DomainOutcome {
+        DomainOutcome {
+            domain: domain.to_string(),
+            verdict: None,
+            errors: 0,
+            warnings: 0,
+            unknown: 0,
+            events: vec![],
+            error: Some(error),
+        }
+    }
 }
 
 /// The SES facts of a domain, per region, as the watch compares them: verification, DKIM
@@ -256,25 +309,20 @@ struct Previous {
     latest_report_end: Option<i64>,
 }
 
-/// Checks one domain and writes what changed (see the module's doc).
+/// Checks one domain and writes what changed (see the module's doc); `claimed_by`: the
+/// worker whose claim it runs under (its results are written only while the claim holds).
 pub async fn check_one<R: Resolver>(
     db: &Database,
     resolver: &R,
     config: &Config,
     alerter: &Alerter,
     w: WatchedDomain,
+    claimed_by: Option<&str>,
     now: i64,
 ) -> DomainOutcome {
     let domain = w.domain.clone();
-    let mut outcome = DomainOutcome {
-        domain: domain.clone(),
-        verdict: None,
-        errors: 0,
-        warnings: 0,
-        unknown: 0,
-        events: vec![],
-        error: None,
-    };
+    let mut outcome = DomainOutcome::failed(&domain, String::new());
+    outcome.error = None;
     let base: Expectations = serde_json::from_str(&w.expectations).unwrap_or_default();
     let mut expectations = base.clone();
     let mut ses_now = None;
@@ -296,8 +344,9 @@ pub async fn check_one<R: Resolver>(
         }
     }
     let report: DomainReport = check_domain(resolver, &domain, expectations).await;
-    match write_check(db, config, alerter, &w, &report, ses_now, now).await {
+    match write_check(db, config, alerter, ClaimedCheck { watched: &w, claimed_by }, &report, ses_now, now).await {
         Ok(events) => outcome.events = events,
+        Err(e @ StoreError::ClaimLost(_)) => outcome.error = Some(e.to_string()),
         Err(e) => outcome.error = Some(format!("the database failed: {e}")),
     }
     let (state, failed, _) = state_of(&report);
@@ -308,15 +357,22 @@ pub async fn check_one<R: Resolver>(
     outcome
 }
 
+/// The check of one domain, under the claim of `claimed_by` (if any).
+struct ClaimedCheck<'a> {
+    watched: &'a WatchedDomain,
+    claimed_by: Option<&'a str>,
+}
+
 async fn write_check(
     db: &Database,
     config: &Config,
     alerter: &Alerter,
-    w: &WatchedDomain,
+    check: ClaimedCheck<'_>,
     report: &DomainReport,
     ses_now: Option<BTreeMap<String, String>>,
     now: i64,
 ) -> Result<Vec<Event>, StoreError> {
+    let ClaimedCheck { watched: w, claimed_by } = check;
     let domain = w.domain.clone();
     let d = domain.clone();
     let prev = db
@@ -432,6 +488,7 @@ async fn write_check(
             },
             snapshot: serde_json::to_string(&report.snapshot).unwrap_or_default(),
             next_due,
+            claimed_by: claimed_by.map(str::to_string),
         }),
         events: events.iter().map(|e| e.stored(now)).collect(),
         channels: alerter.schedule(now).into_iter().map(|(name, at)| (name, at - now)).collect(),
@@ -469,10 +526,35 @@ fn rollout_event(rollout: &Rollout, change: RolloutChange, now: i64) -> Event {
     e
 }
 
-/// Delivers every alert due now: a channel that refuses keeps its alerts for later, with
-/// back-off; the others go on.
-pub async fn deliver_due(db: &Database, alerter: &Alerter, now: i64) -> Result<Vec<DeliveryOutcome>, WatchError> {
-    let due = db.run(move |s| s.due_deliveries(now, 10_000)).await?;
+/// Delivers every alert due now that no other worker has claimed: a channel that refuses
+/// keeps its alerts for later, with back-off; the others go on.
+pub async fn deliver_due(
+    db: &Database,
+    alerter: &Alerter,
+    worker: &Worker,
+    now: i64,
+) -> Result<Vec<DeliveryOutcome>, WatchError> {
+    let mut out = Vec::new();
+    loop {
+        let (id, wall, until) = (worker.id().to_string(), wall_clock(), worker.claim_until());
+        let due = db.run(move |s| s.claim_deliveries(&id, now, wall, until, DELIVERY_BATCH)).await?;
+        let last = (due.len() as i64) < DELIVERY_BATCH;
+        out.extend(deliver(db, alerter, due, now).await?);
+        if last || worker.stopping() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Alerts claimed at a time: other workers deliver the rest meanwhile.
+const DELIVERY_BATCH: i64 = 500;
+
+async fn deliver(
+    db: &Database,
+    alerter: &Alerter,
+    due: Vec<ses_dmarc_store::Delivery>,
+    now: i64,
+) -> Result<Vec<DeliveryOutcome>, WatchError> {
     let mut by_channel: BTreeMap<String, Vec<ses_dmarc_store::Delivery>> = BTreeMap::new();
     for d in due {
         by_channel.entry(d.channel.clone()).or_default().push(d);

@@ -6,6 +6,7 @@
 use ses_dmarc_monitor::Config;
 use ses_dmarc_monitor::alerts::Alerter;
 use ses_dmarc_monitor::watch::{PassOptions, run_pass, watch_request};
+use ses_dmarc_monitor::workers::Worker;
 use ses_dmarc_ops::dns::DnsOptions;
 use ses_dmarc_store::{Database, Location, OpenMode, User};
 use std::fmt::Write;
@@ -279,11 +280,13 @@ pub async fn prepare(dir: &Path, now: i64) -> Result<Demo, DemoError> {
 
     // Two passes: how the domains stood two weeks ago, then now.
     let alerter = Alerter::new(&config).map_err(other)?;
+    let worker = Worker::start(&db, "demo", config.schedule.lease).await.map_err(other)?;
     for (zones, at) in [(before, two_weeks_ago), (config.dns.zones.clone(), now)] {
         let resolver = dns(zones).resolver("invalid", 64).map_err(other)?;
         let options = PassOptions { only: DOMAINS.iter().map(|d| d.0.to_string()).collect(), now: at };
-        run_pass(&db, &resolver, &config, &alerter, &options).await.map_err(other)?;
+        run_pass(&db, &resolver, &config, &alerter, &worker, &options).await.map_err(other)?;
     }
+    worker.stop().await.map_err(other)?;
 
     let password = crate::auth::random_token(12);
     let user = "demo".to_string();

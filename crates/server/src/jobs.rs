@@ -1,17 +1,16 @@
 //! The schedules `serve` runs: a `watch` pass whenever domains are due (looked for every
-//! half minute), an `intake` pass every `[schedule] intake`. Both are the commands' own
+//! `[schedule] poll`), an `intake` pass every `[schedule] intake`, both as this process's
+//! worker, so several `serve` processes on one PostgreSQL divide the work. Both are the commands' own
 //! passes (`run_pass`, `run_intake`); a pass that has begun finishes before `serve` exits.
 
 use crate::{AppState, Counters, ServeError, log};
 use ses_dmarc_monitor::alerts::Alerter;
 use ses_dmarc_monitor::intake::{IntakeOptions, run_intake};
 use ses_dmarc_monitor::watch::{PassOptions, run_pass};
+use ses_dmarc_monitor::workers::Worker;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch::Receiver;
-
-/// How often the watch looks for due domains.
-const WATCH_EVERY: Duration = Duration::from_secs(30);
 
 pub(crate) fn start(
     state: &Arc<AppState>,
@@ -21,9 +20,10 @@ pub(crate) fn start(
     let config = &state.config;
     let resolver = config.dns.resolver("invalid", 256).map_err(|e| ServeError::Config(e.to_string()))?;
     let alerter = Arc::new(Alerter::new(config).map_err(|e| ServeError::Config(e.to_string()))?);
-    tasks.spawn(watch_loop(state.clone(), resolver, alerter.clone(), stopped.clone()));
+    let Some(worker) = state.worker.clone() else { return Ok(()) };
+    tasks.spawn(watch_loop(state.clone(), resolver, alerter.clone(), worker.clone(), stopped.clone()));
     if !config.imap.is_empty() || !config.s3.is_empty() {
-        tasks.spawn(intake_loop(state.clone(), alerter, stopped.clone()));
+        tasks.spawn(intake_loop(state.clone(), alerter, worker, stopped.clone()));
     }
     Ok(())
 }
@@ -41,14 +41,16 @@ async fn watch_loop(
     state: Arc<AppState>,
     resolver: ses_dmarc_ops::dns::ConfiguredResolver,
     alerter: Arc<Alerter>,
+    worker: Arc<Worker>,
     mut stop: Receiver<bool>,
 ) {
+    let every = state.config.schedule.poll.max(Duration::from_secs(1));
     loop {
         if *stop.borrow() {
             return;
         }
         let options = PassOptions { only: Vec::new(), now: ses_dmarc_ops::now() };
-        match run_pass(&state.db, &resolver, &state.config, &alerter, &options).await {
+        match run_pass(&state.db, &resolver, &state.config, &alerter, &worker, &options).await {
             Ok(report) => {
                 let c = &state.counters;
                 Counters::add(&c.watch_passes, 1);
@@ -61,6 +63,12 @@ async fn watch_loop(
                 for d in report.checked.iter().filter(|d| d.error.is_some()) {
                     log(&format!("watch: {}: {}", d.domain, d.error.as_deref().unwrap_or_default()));
                 }
+                if let Some(p) = &report.pruned {
+                    log(&format!(
+                        "retention: deleted {} report(s) ({} records), {} failure report(s), {} snapshot(s), {} event(s) before {}",
+                        p.reports, p.records, p.failures, p.snapshots, p.events, p.before
+                    ));
+                }
                 for d in report.deliveries.iter().filter(|d| !d.delivered) {
                     log(&format!(
                         "alert {} to {} not delivered: {}",
@@ -72,13 +80,13 @@ async fn watch_loop(
             }
             Err(e) => log(&format!("watch pass failed: {e}")),
         }
-        if !pause(WATCH_EVERY, &mut stop).await {
+        if !pause(every, &mut stop).await {
             return;
         }
     }
 }
 
-async fn intake_loop(state: Arc<AppState>, alerter: Arc<Alerter>, mut stop: Receiver<bool>) {
+async fn intake_loop(state: Arc<AppState>, alerter: Arc<Alerter>, worker: Arc<Worker>, mut stop: Receiver<bool>) {
     let every = state.config.schedule.intake.max(Duration::from_secs(10));
     loop {
         if *stop.borrow() {
@@ -86,7 +94,7 @@ async fn intake_loop(state: Arc<AppState>, alerter: Arc<Alerter>, mut stop: Rece
         }
         let progress = |_: ses_dmarc_monitor::intake::Progress| {};
         let options = IntakeOptions { only: &[], now: ses_dmarc_ops::now(), progress: &progress };
-        match run_intake(&state.db, &state.config, &alerter, &options).await {
+        match run_intake(&state.db, &state.config, &alerter, &worker, &options).await {
             Ok(report) => {
                 let c = &state.counters;
                 Counters::add(&c.intake_passes, 1);

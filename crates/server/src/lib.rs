@@ -22,6 +22,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use ses_dmarc_monitor::Config;
+use ses_dmarc_monitor::workers::Worker;
 use ses_dmarc_store::Database;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub(crate) struct AppState {
     pub(crate) counters: Counters,
     /// The largest request body taken (a report upload), in bytes.
     pub(crate) max_upload: usize,
+    /// This process as a worker, when it runs the schedules.
+    pub(crate) worker: Option<Arc<Worker>>,
 }
 
 type Shared = Arc<AppState>;
@@ -270,7 +273,12 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| ServeError::Listen { address: options.listen.clone(), reason: e.to_string() })?;
     let max_upload = (config.intake_max_size_mb.clamp(1, 64) * 1024 * 1024) as usize;
+    let worker = match options.schedules {
+        true => Some(Arc::new(Worker::start(&db, "serve", config.schedule.lease).await?)),
+        false => None,
+    };
     let state = Arc::new(AppState {
+        worker: worker.clone(),
         secure_cookies: secure_cookies(&config, &address),
         db,
         config,
@@ -285,26 +293,41 @@ pub async fn serve(
     if options.schedules {
         jobs::start(&state, &stopped, &mut tasks)?;
     }
+    // Listening for SIGTERM from here on: a signal that comes right after the line that
+    // says the server listens still stops it cleanly.
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     on_listening(address);
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stop.send(true);
+        .with_graceful_shutdown({
+            let worker = worker.clone();
+            async move {
+                shutdown_signal(terminate).await;
+                if let Some(w) = &worker {
+                    w.request_stop();
+                }
+                let _ = stop.send(true);
+            }
         })
         .await;
-    // The schedules finish the pass they are in (each checks the flag between passes).
+    // The schedules finish the checks they hold (claiming no more), then everything this
+    // worker still holds is given back for the others.
     while tasks.join_next().await.is_some() {}
+    if let Some(w) = &worker
+        && let Err(e) = w.stop().await
+    {
+        log(&format!("could not release this worker's claims (they expire by themselves): {e}"));
+    }
     result.map_err(|e| ServeError::Listen { address: address.to_string(), reason: e.to_string() })
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(terminate: Option<tokio::signal::unix::Signal>) {
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+        match terminate {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
     tokio::select! {

@@ -1,6 +1,6 @@
 //! `/health` (no sign-in) and `/metrics` (Prometheus text format, signed in): checks,
 //! findings by severity, the age of each domain's last report, ingest and intake counts,
-//! alert deliveries and failures.
+//! alert deliveries and failures, the workers sharing the database and the queue.
 
 use crate::auth::Principal;
 use crate::{ApiError, Shared};
@@ -145,6 +145,23 @@ async fn metrics(State(state): State<Shared>, _who: Principal) -> Result<Respons
     );
     t.one("ses_dmarc_alerts_pending", "gauge", "Alerts waiting in the outbox.", counts.pending);
     t.one("ses_dmarc_login_failures_total", "counter", "Failed sign-ins in this process.", get(&c.logins_failed));
+    let workers = ses_dmarc_monitor::workers::view(&state.db, state.config.schedule.lease, now).await?;
+    t.family("ses_dmarc_workers", "gauge", "Workers sharing the database seen in the last week, by state.");
+    for st in ["live", "gone", "stopped"] {
+        t.sample("ses_dmarc_workers", &[("state", st)], workers.workers.iter().filter(|w| w.state == st).count());
+    }
+    t.family("ses_dmarc_worker_claims", "gauge", "What each live worker holds: domains, alerts, named leases.");
+    for w in workers.workers.iter().filter(|w| w.state == "live") {
+        t.sample("ses_dmarc_worker_claims", &[("worker", &w.id), ("kind", "domains")], w.domains.len());
+        t.sample("ses_dmarc_worker_claims", &[("worker", &w.id), ("kind", "alerts")], w.deliveries);
+        t.sample("ses_dmarc_worker_claims", &[("worker", &w.id), ("kind", "leases")], w.leases.len());
+    }
+    let q = workers.queue;
+    t.family("ses_dmarc_queue_depth", "gauge", "Work due and not claimed (waiting) or claimed (running).");
+    t.sample("ses_dmarc_queue_depth", &[("queue", "domains"), ("state", "waiting")], q.due_domains);
+    t.sample("ses_dmarc_queue_depth", &[("queue", "domains"), ("state", "running")], q.claimed_domains);
+    t.sample("ses_dmarc_queue_depth", &[("queue", "alerts"), ("state", "waiting")], q.due_deliveries);
+    t.sample("ses_dmarc_queue_depth", &[("queue", "alerts"), ("state", "running")], q.claimed_deliveries);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], t.0).into_response())
 }
 

@@ -568,14 +568,14 @@ async fn domain_page(
     let reveal = who.is_admin() && q.get("reveal") == Some("1");
     let now = ses_dmarc_ops::now();
     let d = l.domain.clone();
-    let (check, summary, rollout, history, reports) = tokio::join!(
+    let (check, summary, history, reports) = tokio::join!(
         views::latest_check(&state.db, &d),
         views::recent_summary(&state.db, &d, REPORT_DAYS, now),
-        views::rollout(&state.db, &d, now),
         views::history(&state.db, &d, now - 365 * 86_400, 2000),
         ses_dmarc_ops::reports::list_reports(&state.db, Some(&d), REPORT_DAYS, 50, now),
     );
-    let (check, summary, rollout, history, reports) = (check?, summary?, rollout?, history?, reports?);
+    let (check, summary, history, reports) = (check?, summary?, history?, reports?);
+    let rollout = views::rollout_from(&state.db, &d, &summary, now).await?;
     let failures = views::failure_reports(&state.db, &d, now - REPORT_DAYS * 86_400).await?;
     let mut h = String::with_capacity(32 * 1024);
     let _ = write!(

@@ -13,6 +13,7 @@ type Job = Box<dyn FnOnce(&mut Store) -> bool + Send>;
 pub struct Database {
     jobs: crossbeam_channel::Sender<Job>,
     name: String,
+    shared: bool,
 }
 
 impl std::fmt::Debug for Database {
@@ -38,12 +39,18 @@ impl Database {
                 .map_err(|e| StoreError::Open { name: name.clone(), reason: format!("cannot start a thread: {e}") })?;
             name = opened.await.map_err(|_| StoreError::Closed)??;
         }
-        Ok(Database { jobs, name })
+        Ok(Database { jobs, name, shared: matches!(location, Location::Postgres(_)) })
     }
 
     /// The database's name for messages.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether several processes may work on it at once (PostgreSQL; a SQLite file serves
+    /// one `serve`).
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Runs `f` on one of the connections and gives back its result. A panic in `f` is

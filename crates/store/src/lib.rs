@@ -7,6 +7,7 @@
 //! Reports: one transaction per report; a report is stored once per (org_name, report_id,
 //! policy domain, begin, end).
 
+mod claims;
 mod database;
 pub mod ingest;
 mod intake;
@@ -19,6 +20,7 @@ mod sql;
 mod sqlite;
 mod watch;
 
+pub use claims::{Holdings, Lease, Pruned, QueueDepth, RETENTION_BATCH, WorkerInfo};
 pub use database::Database;
 pub use intake::{IntakeFailure, MailboxCheckpoint};
 pub use people::{Session, TokenInfo, User};
@@ -73,6 +75,10 @@ pub enum StoreError {
     /// `add_record` or `commit_report` without `begin_report`.
     #[error("no report is being stored (begin_report first)")]
     NoOpenReport,
+    /// A check's claim on its domain expired and another worker took the domain over: the
+    /// check's results are not written (the other worker's are).
+    #[error("the claim on {0} expired and another worker took it over: this check's results were not written")]
+    ClaimLost(String),
     /// The change would undo something that exists (the message says what to do).
     #[error("{0}")]
     Conflict(String),

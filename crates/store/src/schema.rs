@@ -81,6 +81,23 @@ const MIGRATIONS: &[&str] = &[
         digest TEXT PRIMARY KEY, label TEXT NOT NULL, user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
         created_at BIGINT NOT NULL, last_used BIGINT);
      ALTER TABLE domain_state ADD COLUMN report TEXT;",
+    // Several workers on one database: the workers, their claims on due domains and on
+    // alert deliveries (expiring unless renewed), and named leases (a mailbox, a bucket,
+    // the retention sweep).
+    "CREATE TABLE workers (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, host TEXT NOT NULL, pid BIGINT NOT NULL,
+        version TEXT NOT NULL, started_at BIGINT NOT NULL, seen_at BIGINT NOT NULL, stopped_at BIGINT);
+     CREATE TABLE leases (
+        name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL, renew BIGINT NOT NULL);
+     ALTER TABLE watched_domains ADD COLUMN claimed_by TEXT;
+     ALTER TABLE watched_domains ADD COLUMN claim_until BIGINT;
+     CREATE INDEX watched_claims ON watched_domains(claimed_by);
+     ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+     ALTER TABLE outbox ADD COLUMN claim_until BIGINT;
+     CREATE INDEX outbox_claims ON outbox(claimed_by);
+     CREATE INDEX reports_end ON reports(end_ts);
+     CREATE INDEX snapshots_seen ON snapshots(last_seen);",
 ];
 
 /// A migration's text for one dialect.

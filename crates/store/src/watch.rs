@@ -136,9 +136,12 @@ pub struct CheckedDomain {
     pub snapshot: String,
     /// When it is next due.
     pub next_due: i64,
+    /// The worker whose claim this check ran under: the write happens only while the
+    /// claim is still that worker's (see `claims`). `None`: an unclaimed write.
+    pub claimed_by: Option<String>,
 }
 
-fn read_watched(r: &dyn Row) -> Result<WatchedDomain, StoreError> {
+pub(crate) fn read_watched(r: &dyn Row) -> Result<WatchedDomain, StoreError> {
     Ok(WatchedDomain {
         domain: r.text(0)?,
         expectations: r.text(1)?,
@@ -152,9 +155,10 @@ fn read_watched(r: &dyn Row) -> Result<WatchedDomain, StoreError> {
     })
 }
 
-const WATCHED_COLUMNS: &str = "domain, expectations, tags, from_ses, source, added_at, next_due, last_checked, checks";
+pub(crate) const WATCHED_COLUMNS: &str =
+    "domain, expectations, tags, from_ses, source, added_at, next_due, last_checked, checks";
 
-fn read_event(r: &dyn Row) -> Result<StoredEvent, StoreError> {
+pub(crate) fn read_event(r: &dyn Row) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent { id: r.text(0)?, domain: r.opt_text(1)?, at: r.i64(2)?, kind: r.text(3)?, body: r.text(4)? })
 }
 
@@ -339,6 +343,17 @@ impl Store {
         self.write(|conn| {
             if let Some(c) = &w.checked {
                 let s = &c.state;
+                // First, so that on PostgreSQL the row stays locked to the end: a claim
+                // that expired and was taken over by another worker writes nothing.
+                let fenced = conn.execute(
+                    "UPDATE watched_domains SET last_checked = $2, checks = checks + 1, next_due = $3,
+                        claimed_by = NULL, claim_until = NULL
+                     WHERE domain = $1 AND (CAST($4 AS TEXT) IS NULL OR claimed_by = $4)",
+                    &[(&c.domain).into(), s.checked_at.into(), c.next_due.into(), (&c.claimed_by).into()],
+                )?;
+                if fenced == 0 && c.claimed_by.is_some() {
+                    return Err(StoreError::ClaimLost(c.domain.clone()));
+                }
                 conn.execute(
                     "INSERT INTO domain_state (domain, digest, judgement, failures, ses, rollout, checked_at, report)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -367,10 +382,6 @@ impl Store {
                         &[(&c.domain).into(), (&s.digest).into(), s.checked_at.into(), (&c.snapshot).into()],
                     )?;
                 }
-                conn.execute(
-                    "UPDATE watched_domains SET last_checked = $2, checks = checks + 1, next_due = $3 WHERE domain = $1",
-                    &[(&c.domain).into(), s.checked_at.into(), c.next_due.into()],
-                )?;
             }
             for e in &w.events {
                 insert_event(conn, e)?;
@@ -449,7 +460,8 @@ impl Store {
     pub fn delivered(&mut self, event: &str, channel: &str, at: i64) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute(
-                "UPDATE outbox SET delivered_at = $3, attempts = attempts + 1, last_error = NULL WHERE event = $1 AND channel = $2",
+                "UPDATE outbox SET delivered_at = $3, attempts = attempts + 1, last_error = NULL, claimed_by = NULL, claim_until = NULL
+                 WHERE event = $1 AND channel = $2",
                 &[event.into(), channel.into(), at.into()],
             )
         })?;
@@ -466,7 +478,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $3, next_attempt = $4 WHERE event = $1 AND channel = $2",
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $3, next_attempt = $4, claimed_by = NULL, claim_until = NULL
+                 WHERE event = $1 AND channel = $2",
                 &[event.into(), channel.into(), error.into(), next_attempt.into()],
             )
         })?;

@@ -5,7 +5,7 @@ use ses_dmarc_reports::aggregate::{DkimAuth, ReportHeader, ReportRecord, SpfAuth
 use ses_dmarc_reports::failure::FailureReport;
 use ses_dmarc_store::{
     CheckWrite, CheckedDomain, Database, DomainState, Location, OpenMode, Store, StoreError, Stored, StoredEvent,
-    Totals, WatchedDomain,
+    Totals, WatchedDomain, WorkerInfo,
 };
 use ses_dmarc_testkit::{TempDir, databases};
 
@@ -343,6 +343,7 @@ fn watched_domains_checks_events_and_the_outbox() {
                 state: state("d1", 60),
                 snapshot: "{\"s\":1}".into(),
                 next_due: 160,
+                claimed_by: None,
             }),
             events: vec![event("e1", "a.test", 60), event("e2", "a.test", 60)],
             channels: vec![("webhook".into(), 0), ("email".into(), 0)],
@@ -370,6 +371,7 @@ fn watched_domains_checks_events_and_the_outbox() {
                 state: state("d1", 200),
                 snapshot: "{\"s\":1}".into(),
                 next_due: 300,
+                claimed_by: None,
             }),
             closed: vec![("a.test".into(), "p1".into())],
             ..Default::default()
@@ -382,6 +384,7 @@ fn watched_domains_checks_events_and_the_outbox() {
                 state: state("d2", 300),
                 snapshot: "{\"s\":2}".into(),
                 next_due: 400,
+                claimed_by: None,
             }),
             ..Default::default()
         };
@@ -404,5 +407,172 @@ fn watched_domains_checks_events_and_the_outbox() {
         from_config.source = "config".into();
         store.upsert_watched(&from_config).unwrap();
         assert_eq!(store.prune_config_domains(&[]).unwrap(), ["c.test"]);
+    });
+}
+
+fn checked(domain: &str, at: i64, next_due: i64, claimed_by: Option<&str>) -> CheckWrite {
+    CheckWrite {
+        checked: Some(CheckedDomain {
+            domain: domain.into(),
+            state: DomainState {
+                digest: format!("d{at}"),
+                judgement: "{}".into(),
+                failures: "{}".into(),
+                ses: None,
+                rollout: None,
+                checked_at: at,
+                report: None,
+            },
+            snapshot: "{}".into(),
+            next_due,
+            claimed_by: claimed_by.map(str::to_string),
+        }),
+        events: vec![event(&format!("e-{domain}-{at}"), domain, at)],
+        channels: vec![("webhook".into(), 0)],
+        ..Default::default()
+    }
+}
+
+fn worker(id: &str, kind: &str, at: i64) -> WorkerInfo {
+    WorkerInfo {
+        id: id.into(),
+        kind: kind.into(),
+        host: "host.test".into(),
+        pid: 42,
+        version: "0".into(),
+        started_at: at,
+        seen_at: at,
+        stopped_at: None,
+    }
+}
+
+#[test]
+fn claims_divide_the_due_domains_expire_and_fence_the_write() {
+    each_store("claims", |store, _| {
+        for i in 0..10 {
+            store.upsert_watched(&watched(&format!("d{i}.test"), 100)).unwrap();
+        }
+        store.upsert_watched(&watched("later.test", 10_000)).unwrap();
+        // Two workers claim 4 each, then the rest: disjoint, never the one not due.
+        let a = store.claim_due_domains("a", 200, 1000, 1060, 4).unwrap();
+        let b = store.claim_due_domains("b", 200, 1000, 1060, 4).unwrap();
+        let rest = store.claim_due_domains("b", 200, 1000, 1060, 100).unwrap();
+        let mut all: Vec<String> = a.iter().chain(&b).chain(&rest).map(|w| w.domain.clone()).collect();
+        assert_eq!((a.len(), b.len(), rest.len()), (4, 4, 2));
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 10, "{all:?}");
+        assert!(store.claim_due_domains("c", 200, 1000, 1060, 100).unwrap().is_empty(), "all held");
+        assert_eq!(store.queue_depth(1000, 200).unwrap().claimed_domains, 10);
+
+        // The holder writes: the claim is cleared, the domain is due next window.
+        let first = a[0].domain.clone();
+        store.commit_check(&checked(&first, 150, 5000, Some("a"))).unwrap();
+        let w = store.watched(&first).unwrap().unwrap();
+        assert_eq!((w.checks, w.next_due), (1, 5000));
+        assert_eq!(store.holdings("a", 1000).unwrap().domains.len(), 3);
+
+        // a stops renewing: after expiry c takes a's domains over; a's late write is refused
+        // and leaves nothing (no state, no event, no outbox row).
+        assert_eq!(store.heartbeat("b", 1050, 1200).unwrap(), 6);
+        let taken = store.claim_due_domains("c", 200, 1100, 1160, 100).unwrap();
+        let mut expect: Vec<String> = a[1..].iter().map(|w| w.domain.clone()).collect();
+        expect.sort();
+        let mut got: Vec<String> = taken.iter().map(|w| w.domain.clone()).collect();
+        got.sort();
+        assert_eq!(got, expect, "only a's, not b's renewed claims");
+        let late = a[1].domain.clone();
+        let lost = store.commit_check(&checked(&late, 150, 5000, Some("a"))).unwrap_err();
+        assert_eq!(lost, StoreError::ClaimLost(late.clone()));
+        assert!(store.domain_state(&late).unwrap().is_none());
+        assert!(store.event(&format!("e-{late}-150")).unwrap().is_none());
+        store.commit_check(&checked(&late, 160, 5000, Some("c"))).unwrap();
+        assert_eq!(store.watched(&late).unwrap().unwrap().checks, 1);
+
+        // A named check claims one domain whether due or not, unless another holds it.
+        assert_eq!(store.claim_domain("a", "later.test", 1100, 1160).unwrap().unwrap().domain, "later.test");
+        let busy = store.claim_domain("b", "later.test", 1100, 1160).unwrap_err();
+        assert!(matches!(&busy, StoreError::Conflict(m) if m.contains("worker a")), "{busy}");
+        assert!(store.claim_domain("b", "nowhere.test", 1100, 1160).unwrap().is_none());
+
+        // Stopping releases at once.
+        store.worker_stopped("b", 1110).unwrap();
+        assert_eq!(store.claim_due_domains("d", 200, 1110, 1170, 100).unwrap().len(), 6, "b's six");
+
+        // Deliveries: claimed once; delivered or failed clears the claim.
+        let first_batch = store.claim_deliveries("a", 1000, 1110, 1170, 1).unwrap();
+        let second_batch = store.claim_deliveries("b", 1000, 1110, 1170, 10).unwrap();
+        assert_eq!((first_batch.len(), second_batch.len()), (1, 1));
+        assert_ne!(first_batch[0].event.id, second_batch[0].event.id);
+        assert!(store.claim_deliveries("c", 1000, 1110, 1170, 10).unwrap().is_empty());
+        store.delivery_failed(&first_batch[0].event.id, "webhook", "503", 900).unwrap();
+        let again = store.claim_deliveries("c", 1000, 1110, 1170, 10).unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 1), "the failed one, for anyone");
+    });
+}
+
+#[test]
+fn leases_workers_and_one_serve_per_sqlite_file() {
+    each_store("leases", |store, location| {
+        assert!(store.try_lease("intake:inbox", "a", 100, 160, true).unwrap().is_none());
+        let held = store.try_lease("intake:inbox", "b", 110, 170, true).unwrap().unwrap();
+        assert_eq!((held.holder.as_str(), held.expires_at), ("a", 160));
+        assert!(store.try_lease("intake:inbox", "a", 120, 180, true).unwrap().is_none(), "the holder renews");
+        assert!(store.try_lease("intake:inbox", "b", 181, 240, true).unwrap().is_none(), "expired: b's");
+        store.release_lease("intake:inbox", "a").unwrap();
+        assert_eq!(store.leases(190).unwrap()[0].holder, "b", "only the holder releases");
+        store.release_lease("intake:inbox", "b").unwrap();
+        assert!(store.leases(190).unwrap().is_empty());
+
+        let alone = matches!(location, Location::Sqlite(_));
+        store.register_worker(&worker("w1", "serve", 1000), alone, 60).unwrap();
+        let second = store.register_worker(&worker("w2", "serve", 1010), alone, 60);
+        if alone {
+            let e = second.unwrap_err();
+            assert!(e.to_string().contains("several workers need PostgreSQL"), "{e}");
+            // A worker gone past its lease no longer blocks.
+            store.register_worker(&worker("w2", "serve", 1100), true, 60).unwrap();
+        } else {
+            second.unwrap();
+        }
+        store.register_worker(&worker("w3", "watch run", 1100), false, 60).unwrap();
+        let ids: Vec<String> = store.workers().unwrap().into_iter().map(|w| w.id).collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        store.worker_stopped("w3", 1120).unwrap();
+        assert_eq!(store.workers().unwrap().iter().find(|w| w.id == "w3").unwrap().stopped_at, Some(1120));
+    });
+}
+
+#[test]
+fn retention_keeps_the_latest_snapshot_and_undelivered_events() {
+    each_store("retention", |store, _| {
+        let day = 86_400;
+        for i in 0..5 {
+            let records = vec![record("192.0.2.1", 1), record("192.0.2.2", 2)];
+            store.store_aggregate(&header(&format!("r{i}"), 1_700_000_000 + i * day), "in.xml", records).unwrap();
+        }
+        store.upsert_watched(&watched("a.test", 0)).unwrap();
+        for (at, digest) in [(100, "x"), (200, "y"), (300, "y")] {
+            let mut w = checked("a.test", at, 0, None);
+            w.checked.as_mut().unwrap().state.digest = digest.into();
+            w.events.clear();
+            store.commit_check(&w).unwrap();
+        }
+        let mut w = checked("a.test", 310, 0, None);
+        w.checked = None;
+        w.events = vec![event("old-delivered", "a.test", 310), event("old-pending", "a.test", 310)];
+        store.commit_check(&w).unwrap();
+        store.delivered("old-delivered", "webhook", 311).unwrap();
+
+        // Cut off after the second report and after every snapshot and event.
+        let pruned = store.prune(1_700_000_000 + 2 * day + 1).unwrap();
+        assert_eq!((pruned.reports, pruned.records), (2, 4));
+        assert_eq!(pruned.snapshots, 1, "x goes, y (the latest) stays");
+        assert_eq!(pruned.events, 1, "the delivered one");
+        assert_eq!(store.totals().unwrap().reports, 3);
+        assert_eq!(store.snapshot_history("a.test").unwrap().len(), 1);
+        assert!(store.event("old-pending").unwrap().is_some());
+        assert!(store.event("old-delivered").unwrap().is_none());
+        assert_eq!(store.prune(1_700_000_000 + 2 * day + 1).unwrap(), Default::default(), "nothing twice");
     });
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const PASSWORD: &str = "s3cret-pw";
+pub(crate) const PASSWORD: &str = "s3cret-pw";
 
 /// What a test message is, and so where it must end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ enum Kind {
     Broken,
 }
 
-struct Mail {
+pub(crate) struct Mail {
     name: String,
     body: Vec<u8>,
     kind: Kind,
@@ -77,7 +77,7 @@ fn attached(subject: &str, file: &str, xml: &[u8], n: usize) -> Vec<u8> {
 /// Every container kind of the corpus (raw report mail, failure reports, XML, gzip and zip
 /// attachments, RFC 9990 reports), a duplicate, mail that holds no report and a broken
 /// attachment.
-fn corpus_mailbox() -> Vec<Mail> {
+pub(crate) fn corpus_mailbox() -> Vec<Mail> {
     let mut mails = Vec::new();
     let mut files: Vec<PathBuf> = Vec::new();
     for dir in ["reports/aggregate", "reports/failure", "reports/rfc9990"] {
@@ -104,7 +104,7 @@ fn corpus_mailbox() -> Vec<Mail> {
     mails
 }
 
-fn deliver(dovecot: &Dovecot, user: &str, mails: &[Mail]) {
+pub(crate) fn deliver(dovecot: &Dovecot, user: &str, mails: &[Mail]) {
     for (i, m) in mails.iter().enumerate() {
         // Maildir orders by file name: keep the list's order.
         let file = format!("{:05}.{}", i, m.name.replace(['.', ':', '/'], "_"));
@@ -116,7 +116,7 @@ fn deliver(dovecot: &Dovecot, user: &str, mails: &[Mail]) {
 }
 
 /// What `reports ingest` stores from the same messages: what intake must store.
-fn expected_totals(dir: &Path, name: &str, mails: &[Mail]) -> Totals {
+pub(crate) fn expected_totals(dir: &Path, name: &str, mails: &[Mail]) -> Totals {
     expected(dir, name, mails).0
 }
 
@@ -134,7 +134,7 @@ fn expected(dir: &Path, name: &str, mails: &[Mail]) -> (Totals, u64) {
     (totals(&db), v["totals"]["duplicates"].as_u64().unwrap())
 }
 
-fn totals(db: &str) -> Totals {
+pub(crate) fn totals(db: &str) -> Totals {
     Store::open(&Location::parse(db).unwrap()).unwrap().totals().unwrap()
 }
 
@@ -174,7 +174,7 @@ fn source<'v>(v: &'v Value, name: &str) -> &'v Value {
     v["sources"].as_array().unwrap().iter().find(|s| s["source"] == name).unwrap_or_else(|| panic!("{name} in {v}"))
 }
 
-fn start(users: &[(&str, &str)], options: &DovecotOptions) -> Option<Dovecot> {
+pub(crate) fn start(users: &[(&str, &str)], options: &DovecotOptions) -> Option<Dovecot> {
     match Dovecot::start(users, options) {
         Ok(d) => Some(d),
         Err(e) => {
@@ -185,7 +185,7 @@ fn start(users: &[(&str, &str)], options: &DovecotOptions) -> Option<Dovecot> {
 }
 
 /// An `[[intake.imap]]` entry for this Dovecot.
-fn imap_source(d: &Dovecot, name: &str, user: &str, tls: &str, extra: &str) -> String {
+pub(crate) fn imap_source(d: &Dovecot, name: &str, user: &str, tls: &str, extra: &str) -> String {
     let port = if tls == "implicit" { d.tls_port } else { d.plain_port };
     format!(
         "[[intake.imap]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nca_file = \"{}\"\n\

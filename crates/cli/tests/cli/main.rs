@@ -17,3 +17,4 @@ mod summary;
 mod util;
 mod verify;
 mod watch;
+mod workers;

@@ -150,9 +150,14 @@ impl Drop for Served {
 
 impl Served {
     pub(crate) fn start(config: &std::path::Path) -> Served {
+        Served::start_with_env(config, &[])
+    }
+
+    pub(crate) fn start_with_env(config: &std::path::Path, env: &[(&str, &str)]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ses-dmarc"))
             .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -173,6 +178,22 @@ impl Served {
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("serve did not listen: {}", log.lock().unwrap()));
         Served { child: Some(child), addr, log }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or_default()
+    }
+
+    /// SIGKILL: nothing is released, nothing renewed.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     pub(crate) fn stop(mut self) -> Option<i32> {

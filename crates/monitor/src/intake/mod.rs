@@ -17,6 +17,7 @@ use crate::alerts::Alerter;
 use crate::config::Config;
 use crate::events::{Event, EventKind, Severity};
 use crate::watch::{DeliveryOutcome, WatchError, deliver_due};
+use crate::workers::{Worker, wall_clock};
 use serde::Serialize;
 use ses_dmarc_reports::unpack::UnpackLimits;
 use ses_dmarc_store::ingest::{InputOutcome, ingest_reader};
@@ -63,6 +64,9 @@ pub struct SourceOutcome {
     pub events: Vec<Event>,
     /// Whether an open `intake-failed` problem was closed (the source works again).
     pub recovered: bool,
+    /// Another worker was reading the source (its lease): this pass left it alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 /// What one `intake run` did.
@@ -108,12 +112,14 @@ pub struct IntakeOptions<'a> {
     pub progress: &'a (dyn Fn(Progress) + Send + Sync),
 }
 
-/// Runs one pass over every configured source (or those named), then delivers the alerts
-/// that are due.
+/// Runs one pass over every configured source (or those named) as `worker`, each source
+/// under its lease so that one worker at a time reads it (a source another worker is
+/// reading is left to it), then delivers the alerts that are due.
 pub async fn run_intake(
     db: &Database,
     config: &Config,
     alerter: &Alerter,
+    worker: &Worker,
     options: &IntakeOptions<'_>,
 ) -> Result<IntakeReport, WatchError> {
     for name in options.only {
@@ -130,26 +136,70 @@ pub async fn run_intake(
     let limits = limits(config);
     let mut report = IntakeReport::default();
     for source in config.imap.iter().filter(|s| wanted(&s.name)) {
-        let mut out = imap::poll(source, db, &limits, options).await;
-        raise_or_close(db, alerter, &mut out, options.now).await?;
+        let location = format!("{}:{}/{}", source.host, source.port, source.folder);
+        let out = match take_source(db, worker, &source.name, "imap", &location).await? {
+            Some(busy) => busy,
+            None => {
+                let mut out = imap::poll(source, db, &limits, options).await;
+                raise_or_close(db, alerter, &mut out, options.now).await?;
+                give_back(db, worker, &source.name).await;
+                out
+            }
+        };
         report.sources.push(out);
     }
     for source in config.s3.iter().filter(|s| wanted(&s.name)) {
+        let location = format!("s3://{}/{}", source.bucket, source.prefix);
+        if let Some(busy) = take_source(db, worker, &source.name, "s3", &location).await? {
+            report.sources.push(busy);
+            continue;
+        }
         #[cfg(feature = "aws")]
         let mut out = s3::poll(source, db, &limits, options).await;
         #[cfg(not(feature = "aws"))]
         let mut out = SourceOutcome {
             source: source.name.clone(),
             kind: "s3",
-            location: format!("s3://{}/{}", source.bucket, source.prefix),
+            location,
             error: Some("this build of ses-dmarc has no AWS support (built without the `aws` feature)".into()),
             ..Default::default()
         };
         raise_or_close(db, alerter, &mut out, options.now).await?;
+        give_back(db, worker, &source.name).await;
         report.sources.push(out);
     }
-    report.deliveries = deliver_due(db, alerter, options.now).await?;
+    report.deliveries = deliver_due(db, alerter, worker, options.now).await?;
     Ok(report)
+}
+
+/// The lease that lets one worker at a time read a source.
+fn source_lease(name: &str) -> String {
+    format!("intake:{name}")
+}
+
+/// Takes the source's lease; when another worker holds it, the outcome that says so.
+async fn take_source(
+    db: &Database,
+    worker: &Worker,
+    name: &str,
+    kind: &'static str,
+    location: &str,
+) -> Result<Option<SourceOutcome>, WatchError> {
+    let (lease, id, wall, until) = (source_lease(name), worker.id().to_string(), wall_clock(), worker.claim_until());
+    let held = db.run(move |s| s.try_lease(&lease, &id, wall, until, true)).await?;
+    Ok(held.map(|l| SourceOutcome {
+        source: name.to_string(),
+        kind,
+        location: location.to_string(),
+        held_by: Some(l.holder),
+        ..Default::default()
+    }))
+}
+
+async fn give_back(db: &Database, worker: &Worker, name: &str) {
+    let (lease, id) = (source_lease(name), worker.id().to_string());
+    // Not given back, it expires by itself.
+    let _ = db.run(move |s| s.release_lease(&lease, &id)).await;
 }
 
 /// The size limits intake reads with: `[intake] max_size_mb`, the other limits as
