@@ -61,6 +61,16 @@ pub(crate) fn sparkline(daily: &[DayTotals], days: i64, now: i64) -> String {
     svg
 }
 
+/// Whether day `i` of `n` gets a date under it: the last day and every seventh before it,
+/// and the first day when it is not crowded against the next labelled one.
+fn day_labelled(i: usize, n: usize) -> bool {
+    let last = n.saturating_sub(1);
+    if n <= 10 {
+        return i == 0 || i == last;
+    }
+    (last - i).is_multiple_of(7) || (i == 0 && last % 7 >= 3)
+}
+
 /// Messages per day over `days` days: passing (green) under failing (red), with the
 /// largest day's count on the axis and a tooltip per day.
 pub(crate) fn stacked_days(daily: &[DayTotals], days: i64, now: i64) -> String {
@@ -110,7 +120,7 @@ pub(crate) fn stacked_days(daily: &[DayTotals], days: i64, now: i64) -> String {
             );
         }
         svg.push_str("</g>");
-        if i == 0 || i + 1 == points.len() || (days > 10 && i as i64 % 7 == (days - 1) % 7) {
+        if day_labelled(i, points.len()) {
             let _ = write!(
                 svg,
                 "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555\">{}</text>",
@@ -127,6 +137,17 @@ pub(crate) fn stacked_days(daily: &[DayTotals], days: i64, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn day_labels_never_crowd() {
+        for n in 1..=60 {
+            let labelled: Vec<usize> = (0..n).filter(|&i| day_labelled(i, n)).collect();
+            assert!(labelled.contains(&(n - 1)), "the last day of {n}");
+            for pair in labelled.windows(2) {
+                assert!(pair[1] - pair[0] >= 3 || n <= 3, "{n} days: {labelled:?}");
+            }
+        }
+    }
 
     fn day(n: i64, messages: u64, pass: u64) -> DayTotals {
         DayTotals { day: n * DAY, messages, dmarc_pass: pass }
