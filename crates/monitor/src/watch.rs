@@ -243,7 +243,7 @@ async fn release_all(db: &Database, worker: &Worker, claimed: &[WatchedDomain]) 
 }
 
 impl DomainOutcome {
-    fn failed(domain: &str, error: String) -> DomainOutcome {
+    fn unchecked(domain: &str) -> DomainOutcome {
         DomainOutcome {
             domain: domain.to_string(),
             verdict: None,
@@ -251,8 +251,12 @@ impl DomainOutcome {
             warnings: 0,
             unknown: 0,
             events: vec![],
-            error: Some(error),
+            error: None,
         }
+    }
+
+    fn failed(domain: &str, error: String) -> DomainOutcome {
+        DomainOutcome { error: Some(error), ..DomainOutcome::unchecked(domain) }
     }
 }
 
@@ -321,8 +325,7 @@ pub async fn check_one<R: Resolver>(
     now: i64,
 ) -> DomainOutcome {
     let domain = w.domain.clone();
-    let mut outcome = DomainOutcome::failed(&domain, String::new());
-    outcome.error = None;
+    let mut outcome = DomainOutcome::unchecked(&domain);
     let base: Expectations = serde_json::from_str(&w.expectations).unwrap_or_default();
     let mut expectations = base.clone();
     let mut ses_now = None;

@@ -4,7 +4,7 @@
 //! claims expire and the others take the work over (see `ses_dmarc_store` `claims`).
 
 use serde::Serialize;
-use ses_dmarc_store::{Database, StoreError, WorkerInfo};
+use ses_dmarc_store::{Database, Pruned, QueueDepth, StoreError, WorkerInfo};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,23 +14,14 @@ use std::time::Duration;
 pub const RETENTION_LEASE: &str = "retention";
 const RETENTION_EVERY: i64 = 3600;
 
-/// What a retention sweep deleted.
+/// What a retention sweep deleted, and the cut-off.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Swept {
     /// Everything older than this went (RFC 3339).
     pub before: String,
-    /// Aggregate reports.
-    pub reports: i64,
-    /// Their records.
-    pub records: i64,
-    /// Failure reports.
-    pub failures: i64,
-    /// DNS snapshots (never a domain's latest).
-    pub snapshots: i64,
-    /// Events delivered everywhere and not behind an open problem.
-    pub events: i64,
-    /// Intake failures.
-    pub intake_failures: i64,
+    /// What went.
+    #[serde(flatten)]
+    pub deleted: Pruned,
 }
 
 /// A running worker. [`Worker::stop`] releases what it holds; dropping it without that
@@ -149,16 +140,8 @@ impl Worker {
             return Ok(None);
         }
         let cutoff = now - i64::from(days) * 86_400;
-        let p = self.db.run(move |s| s.prune(cutoff)).await?;
-        Ok(Some(Swept {
-            before: crate::schedule::rfc3339(cutoff),
-            reports: p.reports,
-            records: p.records,
-            failures: p.failures,
-            snapshots: p.snapshots,
-            events: p.events,
-            intake_failures: p.intake_failures,
-        }))
+        let deleted = self.db.run(move |s| s.prune(cutoff)).await?;
+        Ok(Some(Swept { before: crate::schedule::rfc3339(cutoff), deleted }))
     }
 }
 
@@ -208,26 +191,13 @@ pub struct WorkerRow {
     pub leases: Vec<String>,
 }
 
-/// Work waiting and held, as `workers` and `/metrics` show it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Queue {
-    /// Domains due now that no live claim holds.
-    pub due_domains: i64,
-    /// Domains being checked (claimed).
-    pub claimed_domains: i64,
-    /// Alerts due now that no live claim holds.
-    pub due_deliveries: i64,
-    /// Alerts being sent (claimed).
-    pub claimed_deliveries: i64,
-}
-
 /// The workers of a database, with their leases and the queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WorkersView {
     /// Every worker seen in the last week, live ones first.
     pub workers: Vec<WorkerRow>,
     /// The queue.
-    pub queue: Queue,
+    pub queue: QueueDepth,
 }
 
 /// The workers view at `now` (wall clock); a worker not seen for `lease` is `gone`.
@@ -262,16 +232,7 @@ pub async fn view(db: &Database, lease: Duration, now: i64) -> Result<WorkersVie
             _ => 2,
         };
         rows.sort_by_key(|r| rank(r.state));
-        let q = s.queue_depth(now, now)?;
-        Ok(WorkersView {
-            workers: rows,
-            queue: Queue {
-                due_domains: q.due_domains,
-                claimed_domains: q.claimed_domains,
-                due_deliveries: q.due_deliveries,
-                claimed_deliveries: q.claimed_deliveries,
-            },
-        })
+        Ok(WorkersView { workers: rows, queue: s.queue_depth(now, now)? })
     })
     .await
 }

@@ -63,10 +63,11 @@ async fn watch_loop(
                 for d in report.checked.iter().filter(|d| d.error.is_some()) {
                     log(&format!("watch: {}: {}", d.domain, d.error.as_deref().unwrap_or_default()));
                 }
-                if let Some(p) = &report.pruned {
+                if let Some(swept) = &report.pruned {
+                    let p = &swept.deleted;
                     log(&format!(
                         "retention: deleted {} report(s) ({} records), {} failure report(s), {} snapshot(s), {} event(s) before {}",
-                        p.reports, p.records, p.failures, p.snapshots, p.events, p.before
+                        p.reports, p.records, p.failures, p.snapshots, p.events, swept.before
                     ));
                 }
                 for d in report.deliveries.iter().filter(|d| !d.delivered) {

@@ -52,8 +52,9 @@ pub struct Lease {
     pub expires_at: i64,
 }
 
-/// Work waiting and work claimed, for `workers` and `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Work waiting and work claimed, for `workers` and `/metrics` (the `queue` of
+/// `workers --format json`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueDepth {
     /// Watched domains due now and not claimed by a live claim.
     pub due_domains: i64,
@@ -81,7 +82,7 @@ pub struct Holdings {
 pub const RETENTION_BATCH: i64 = 1000;
 
 /// What a retention sweep deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Pruned {
     /// Aggregate reports (with their records).
     pub reports: i64,
