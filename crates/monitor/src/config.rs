@@ -898,6 +898,17 @@ to = ["ops@example.com"]
     }
 
     #[test]
+    fn a_short_lease_or_a_bad_poll_is_refused_with_its_line() {
+        let e = parse("[schedule]\nlease = \"1s\"\n", "c.toml").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.to_string().contains("at least 2s"), "{e}");
+        let e = parse("[schedule]\npoll = \"soon\"\n", "c.toml").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        let c = parse("[schedule]\nlease = \"5s\"\npoll = \"2s\"\n", "c.toml").unwrap();
+        assert_eq!((c.schedule.lease.as_secs(), c.schedule.poll.as_secs()), (5, 2));
+    }
+
+    #[test]
     fn errors_name_the_line_and_what_to_write() {
         let e = parse("[dns]\nnameserver = [\"1.2.3.4\"]\n", "c.toml").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
