@@ -181,6 +181,8 @@ pub struct Store {
     conn: Box<dyn Connection>,
     name: String,
     open: Option<reports::OpenReport>,
+    /// Reports are committed without waiting for the disk (see [`Store::defer_durability`]).
+    deferred: bool,
 }
 
 impl Store {
@@ -200,12 +202,35 @@ impl Store {
             Location::Postgres(_) => return Err(StoreError::NoPostgres { name }),
         };
         schema::migrate(conn.as_mut(), &name)?;
-        Ok(Store { conn, name, open: None })
+        Ok(Store { conn, name, open: None, deferred: false })
     }
 
     /// The database's name for messages (a file path, or the URL without password).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// For a batch of reports (`reports ingest`): on PostgreSQL each report's transaction
+    /// commits without waiting for its WAL to reach the disk (`synchronous_commit = off`), as
+    /// SQLite's `synchronous = NORMAL` commits without waiting for it. A committed report
+    /// survives this process being killed; the last fraction of a second of commits could
+    /// only be lost if the database server or its machine crashed. [`Store::make_durable`]
+    /// ends the batch: after it, every report it committed is on disk. Intake, which
+    /// deletes or moves a report's message once it is stored, never defers.
+    pub fn defer_durability(&mut self, defer: bool) {
+        self.deferred = defer;
+    }
+
+    /// Waits until every transaction committed so far is on disk: on PostgreSQL a
+    /// transaction that commits synchronously (WAL is flushed in order, so the deferred
+    /// commits before it are flushed with it); SQLite's commits need nothing more.
+    pub fn make_durable(&mut self) -> Result<(), StoreError> {
+        match self.conn.dialect() {
+            sql::Dialect::Sqlite => Ok(()),
+            // txid_current() gives the transaction an id, so its commit is a WAL record
+            // that synchronous_commit (on for this session) waits to flush.
+            sql::Dialect::Postgres => self.conn.batch("BEGIN; SELECT txid_current(); COMMIT"),
+        }
     }
 
     /// Ends whatever transaction a failed operation left open.

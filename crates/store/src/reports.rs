@@ -340,7 +340,11 @@ impl Store {
         }
         let m = &header.metadata;
         let policy = serde_json::to_string(&header.policy).unwrap_or_default();
-        crate::sql::begin_write(self.conn.as_mut())?;
+        if self.deferred && self.conn.dialect() == crate::sql::Dialect::Postgres {
+            self.conn.batch("BEGIN; SET LOCAL synchronous_commit = off")?;
+        } else {
+            crate::sql::begin_write(self.conn.as_mut())?;
+        }
         let inserted = self.conn.query_opt(
             INSERT_REPORT,
             &[

@@ -576,3 +576,30 @@ fn retention_keeps_the_latest_snapshot_and_undelivered_events() {
         assert_eq!(store.prune(1_700_000_000 + 2 * day + 1).unwrap(), Default::default(), "nothing twice");
     });
 }
+
+#[test]
+fn deferred_reports_are_committed_at_once_and_made_durable_at_the_end() {
+    each_store("deferred", |store, location| {
+        store.defer_durability(true);
+        assert!(store.begin_report(&header("deferred", 1_700_000_000), "a.xml").unwrap());
+        for i in 0..10 {
+            store.add_record(record("192.0.2.1", i + 1)).unwrap();
+        }
+        assert_eq!(store.commit_report().unwrap(), (10, 55));
+        // Committed, so another connection sees it before the batch ends.
+        let mut other = Store::open(location).unwrap();
+        assert_eq!(other.totals().unwrap().records, 10);
+        // An abandoned report leaves nothing, deferred or not.
+        assert!(store.begin_report(&header("cut", 1_700_000_000), "b.xml").unwrap());
+        store.add_record(record("192.0.2.2", 1)).unwrap();
+        store.abandon_report();
+        store.defer_durability(false);
+        store.make_durable().unwrap();
+        assert_eq!(other.totals().unwrap().reports, 1);
+        // Records go with their report when retention deletes it (no foreign key does it
+        // on PostgreSQL any more).
+        let pruned = store.prune(i64::MAX).unwrap();
+        assert_eq!(pruned.reports, 1);
+        assert_eq!(other.totals().unwrap(), Totals::default());
+    });
+}

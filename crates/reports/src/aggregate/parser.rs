@@ -444,6 +444,14 @@ fn is_report_namespace(uri: &str) -> bool {
     )
 }
 
+/// The path from `<feedback>` down (empty outside it).
+fn report_path(path: &[Tag], root: Option<usize>) -> &[Tag] {
+    match root {
+        Some(r) if path.len() > r => &path[r..],
+        _ => &[],
+    }
+}
+
 /// The event handling shared by both readers.
 struct Parser<'s> {
     limits: Limits,
@@ -453,8 +461,10 @@ struct Parser<'s> {
     path: Vec<Tag>,
     /// Where each open element started.
     opened: Vec<u64>,
-    /// Each open element's name as written (for messages).
-    names: Vec<String>,
+    /// Each open element's name as written (for messages), one after another in `names`,
+    /// each ending where `name_ends` says (no allocation per element).
+    names: String,
+    name_ends: Vec<usize>,
     /// Namespace prefixes declared by open elements: (depth, prefix, a report namespace).
     prefixes: Vec<(usize, String, bool)>,
     /// The depth of the first element outside the report's namespaces, if one is open.
@@ -480,7 +490,8 @@ impl<'s> Parser<'s> {
             sink,
             path: Vec::new(),
             opened: Vec::new(),
-            names: Vec::new(),
+            names: String::new(),
+            name_ends: Vec::new(),
             prefixes: Vec::new(),
             foreign_from: None,
             root: None,
@@ -501,12 +512,15 @@ impl<'s> Parser<'s> {
         }
     }
 
-    /// The path from `<feedback>` down (empty outside it).
-    fn report_path(&self) -> &[Tag] {
-        match self.root {
-            Some(r) if self.path.len() > r => &self.path[r..],
-            _ => &[],
-        }
+    /// The name, as written, of the open element `i` (0 the outermost).
+    fn name(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.name_ends[i - 1] };
+        &self.names[start..self.name_ends[i]]
+    }
+
+    /// The innermost open element's name as written.
+    fn last_name(&self) -> &str {
+        self.name_ends.len().checked_sub(1).map_or("", |i| self.name(i))
     }
 
     /// Whether an element with this name and attributes belongs to the report: inside
@@ -542,7 +556,7 @@ impl<'s> Parser<'s> {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let self_closing = matches!(event, Event::Empty(_));
                 let raw_name = e.name();
-                let written = raw_name.as_ref().to_string();
+                let written = raw_name.as_ref();
                 if written.contains(['<', '&', '"']) {
                     return Err(ReportError::Malformed {
                         at: Position::at(at),
@@ -553,14 +567,18 @@ impl<'s> Parser<'s> {
                 }
                 self.first_element.get_or_insert_with(|| written.to_ascii_lowercase());
                 let depth = self.path.len();
-                for attr in e.attributes().flatten() {
-                    if let Some(p) = attr.key.as_ref().strip_prefix("xmlns:") {
-                        let uri = attr.value.as_ref().trim();
-                        let ours = is_report_namespace(uri) || self.report_default.as_deref() == Some(uri);
-                        self.prefixes.push((depth, p.to_string(), ours));
+                // Most elements have no attributes: nothing to look up then.
+                let has_attributes = !e.attributes_raw().trim_ascii().is_empty();
+                if has_attributes {
+                    for attr in e.attributes().flatten() {
+                        if let Some(p) = attr.key.as_ref().strip_prefix("xmlns:") {
+                            let uri = attr.value.as_ref().trim();
+                            let ours = is_report_namespace(uri) || self.report_default.as_deref() == Some(uri);
+                            self.prefixes.push((depth, p.to_string(), ours));
+                        }
                     }
                 }
-                let ours = self.in_report_namespace(e);
+                let ours = (!has_attributes && e.name().prefix().is_none()) || self.in_report_namespace(e);
                 if self.root.is_some() && self.foreign_from.is_none() && !ours {
                     self.foreign_from = Some(depth);
                 }
@@ -595,7 +613,8 @@ impl<'s> Parser<'s> {
                 }
                 self.path.push(tag);
                 self.opened.push(at);
-                self.names.push(written);
+                self.names.push_str(written);
+                self.name_ends.push(self.names.len());
                 if self.path.len() > self.limits.max_depth {
                     return Err(ReportError::TooDeep(self.limits.max_depth));
                 }
@@ -647,24 +666,21 @@ impl<'s> Parser<'s> {
 
     /// Bookkeeping when an element opens: records start, duplicates are caught.
     fn opened_element(&mut self, at: u64) -> Result<(), ReportError> {
-        let rel = self.report_path().to_vec();
+        let rel = report_path(&self.path, self.root);
         if rel.len() >= 2 {
             let (parent, tag) = (rel[rel.len() - 2], rel[rel.len() - 1]);
             let in_record = rel.len() > 2 && rel[1] == Tag::Record;
             if in_record {
                 if identifies_record(parent, tag) {
-                    if self.state.record_seen.contains(&(parent, tag)) {
-                        self.state.record_problem.get_or_insert(format!(
-                            "two <{}> elements",
-                            self.names.last().cloned().unwrap_or_default()
-                        ));
+                    if self.state.record_seen.contains(&(parent, tag)) && self.state.record_problem.is_none() {
+                        self.state.record_problem = Some(format!("two <{}> elements", self.last_name()));
                     }
                     self.state.record_seen.push((parent, tag));
                 }
             } else if identifies_report(parent, tag) {
                 if self.state.header_seen.contains(&(parent, tag)) {
                     return Err(ReportError::Duplicate {
-                        element: self.names.last().cloned().unwrap_or_default().to_ascii_lowercase(),
+                        element: self.last_name().to_ascii_lowercase(),
                         at: Position::at(at),
                     });
                 }
@@ -678,14 +694,14 @@ impl<'s> Parser<'s> {
         if rel.len() == 2 && rel[1] == Tag::Record {
             self.state.record_seen.clear();
         }
-        self.state.start(&rel);
+        self.state.start(rel);
         Ok(())
     }
 
     fn close(&mut self, _at: u64) -> Result<(), ReportError> {
         let Some(&last) = self.path.last() else { return Ok(()) };
-        let rel = self.report_path().to_vec();
-        self.state.assign(&rel, &self.text);
+        let rel = report_path(&self.path, self.root);
+        self.state.assign(rel, &self.text);
         self.text.clear();
         if rel.len() == 2 && last == Tag::Record {
             self.record_index += 1;
@@ -712,10 +728,13 @@ impl<'s> Parser<'s> {
             self.foreign_from = None;
         }
         let depth = self.path.len() - 1;
-        self.prefixes.retain(|(d, _, _)| *d < depth);
+        if !self.prefixes.is_empty() {
+            self.prefixes.retain(|(d, _, _)| *d < depth);
+        }
         self.path.pop();
         self.opened.pop();
-        self.names.pop();
+        self.name_ends.pop();
+        self.names.truncate(self.name_ends.last().copied().unwrap_or(0));
         Ok(())
     }
 
@@ -728,9 +747,12 @@ impl<'s> Parser<'s> {
         }
         if let Some(r) = self.root {
             // Inside <feedback>: the innermost element left open says where.
-            let open = self.names.len() - 1;
+            let open = self.name_ends.len() - 1;
             let _ = r;
-            return Err(ReportError::Truncated { open: self.names[open].clone(), at: Position::at(self.opened[open]) });
+            return Err(ReportError::Truncated {
+                open: self.name(open).to_string(),
+                at: Position::at(self.opened[open]),
+            });
         }
         let mut h = self.state.header;
         if h.version.as_deref().is_some_and(|v| v.trim().starts_with('2')) {

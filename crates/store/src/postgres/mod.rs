@@ -115,7 +115,8 @@ impl Connection for PgConnection {
 
     fn copy_in(&mut self, sql: &str, data: &[u8]) -> Result<u64, StoreError> {
         use std::io::Write;
-        let mut writer = self.client.copy_in(sql).map_err(error)?;
+        let statement = self.statement(sql)?;
+        let mut writer = self.client.copy_in(&statement).map_err(error)?;
         writer.write_all(data).map_err(|e| StoreError::Postgres(format!("COPY: {e}")))?;
         writer.finish().map_err(error)
     }
