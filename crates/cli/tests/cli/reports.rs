@@ -322,8 +322,11 @@ fn killing_ingest_midway_then_rerunning_stores_what_one_clean_run_does() {
         }
         child.kill().unwrap();
         child.wait().unwrap();
-        let stored = ses_dmarc_store::Store::open(&location).unwrap().totals().unwrap().reports;
+        let totals = ses_dmarc_store::Store::open(&location).unwrap().totals().unwrap();
+        let stored = totals.reports;
         assert!(stored > 0 && stored < 600, "killed after {stored} reports");
+        // One transaction per report: every report stored is whole, none half.
+        assert_eq!(totals.records, stored * 200, "{killed_db}");
         let (code, _) =
             json(&["reports", "ingest", inputs.to_str().unwrap(), "--database", &killed_db, "--format", "json"]);
         assert_eq!(code, Some(0));
