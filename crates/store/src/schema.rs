@@ -1,6 +1,7 @@
 //! The schema, written once for both backends, as numbered migrations applied in order.
 //! `{id}` is the row-id column (SQLite's rowid alias, PostgreSQL's BIGSERIAL) and
-//! `{blob}` a byte string; every other type name means the same to both.
+//! `{blob}` a byte string; every other type name means the same to both. A migration that
+//! starts with `{postgres}` is applied on PostgreSQL only (SQLite records it as applied).
 
 use crate::StoreError;
 use crate::sql::{Connection, Dialect};
