@@ -340,8 +340,8 @@ impl Store {
         }
         let m = &header.metadata;
         let policy = serde_json::to_string(&header.policy).unwrap_or_default();
-        if self.deferred && self.conn.dialect() == crate::sql::Dialect::Postgres {
-            self.conn.batch("BEGIN; SET LOCAL synchronous_commit = off")?;
+        if self.deferred {
+            crate::sql::begin_write_deferred(self.conn.as_mut())?;
         } else {
             crate::sql::begin_write(self.conn.as_mut())?;
         }

@@ -526,12 +526,13 @@ impl<'s> Parser<'s> {
     /// Whether an element with this name and attributes belongs to the report: inside
     /// `<feedback>`, an element in another namespace than the report's (a prefix bound
     /// elsewhere, or a default namespace changed to another) is not, whatever its local name.
-    fn in_report_namespace(&self, e: &quick_xml::events::BytesStart<'_>) -> bool {
+    /// `has_attributes`: whether the tag has any (when not, none need be looked at).
+    fn in_report_namespace(&self, e: &quick_xml::events::BytesStart<'_>, has_attributes: bool) -> bool {
         let ours = |uri: &str| is_report_namespace(uri) || self.report_default.as_deref() == Some(uri.trim());
         let name = e.name();
         match name.prefix() {
             None => {
-                if self.root.is_none() {
+                if self.root.is_none() || !has_attributes {
                     return true;
                 }
                 let declared = e.attributes().flatten().find(|a| a.key.as_ref() == "xmlns");
@@ -539,8 +540,11 @@ impl<'s> Parser<'s> {
             }
             Some(p) => {
                 let p = p.as_ref();
-                let declared_here =
-                    e.attributes().flatten().find(|a| a.key.as_ref().strip_prefix("xmlns:").is_some_and(|d| d == p));
+                let declared_here = has_attributes
+                    .then(|| {
+                        e.attributes().flatten().find(|a| a.key.as_ref().strip_prefix("xmlns:").is_some_and(|d| d == p))
+                    })
+                    .flatten();
                 match declared_here {
                     Some(a) => ours(a.value.as_ref()),
                     None => self.prefixes.iter().rev().find(|(_, q, _)| q == p).is_some_and(|(_, _, ok)| *ok),
@@ -578,7 +582,7 @@ impl<'s> Parser<'s> {
                         }
                     }
                 }
-                let ours = (!has_attributes && e.name().prefix().is_none()) || self.in_report_namespace(e);
+                let ours = self.in_report_namespace(e, has_attributes);
                 if self.root.is_some() && self.foreign_from.is_none() && !ours {
                     self.foreign_from = Some(depth);
                 }
@@ -728,9 +732,7 @@ impl<'s> Parser<'s> {
             self.foreign_from = None;
         }
         let depth = self.path.len() - 1;
-        if !self.prefixes.is_empty() {
-            self.prefixes.retain(|(d, _, _)| *d < depth);
-        }
+        self.prefixes.retain(|(d, _, _)| *d < depth);
         self.path.pop();
         self.opened.pop();
         self.name_ends.pop();
@@ -745,10 +747,9 @@ impl<'s> Parser<'s> {
                 None => ReportError::Empty,
             });
         }
-        if let Some(r) = self.root {
+        if self.root.is_some() {
             // Inside <feedback>: the innermost element left open says where.
             let open = self.name_ends.len() - 1;
-            let _ = r;
             return Err(ReportError::Truncated {
                 open: self.name(open).to_string(),
                 at: Position::at(self.opened[open]),
