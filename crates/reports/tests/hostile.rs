@@ -231,3 +231,37 @@ fn the_declaration_decides_the_encoding_whatever_the_read_buffer() {
     let r = ses_dmarc_reports::parse(std::io::BufReader::with_capacity(16, &bytes[..])).unwrap();
     assert_eq!((r.header.metadata.org_name.as_str(), r.records[0].count), ("Réseau", 2));
 }
+
+#[test]
+fn long_markup_is_read_whole_up_to_its_limit_and_refused_beyond_it() {
+    // A start tag and a comment of 900 KB each: read whole by both readers, whatever the
+    // read buffer; a tag of 2 MB is refused by both, with the reason.
+    let long = "x".repeat(900 * 1024);
+    let ok = report(&record("3"))
+        .replace("<feedback>", &format!("<feedback><!--{long}-->"))
+        .replace("<org_name>r.test", &format!("<org_name data-x=\"{long}\">r.test<![CDATA[ ]]>"));
+    let whole = parse_bytes(ok.as_bytes()).unwrap();
+    for capacity in [7, 8192] {
+        let streamed = ses_dmarc_reports::parse(std::io::BufReader::with_capacity(capacity, ok.as_bytes())).unwrap();
+        assert_eq!(streamed.records, whole.records, "{capacity}");
+    }
+    assert_eq!(whole.records[0].count, 3);
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let bad = report(&record("1")).replace("<org_name>", &format!("<org_name data-x=\"{huge}\">"));
+    for e in [
+        parse_bytes(bad.as_bytes()).unwrap_err(),
+        ses_dmarc_reports::parse(std::io::BufReader::with_capacity(8192, bad.as_bytes())).unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("a tag longer than 1048576 bytes: refused"), "{e}");
+    }
+}
+
+#[test]
+fn a_raw_nul_in_a_text_is_dropped_by_both_readers() {
+    // XML allows no NUL; `&#0;` is refused, a raw one (a padding, a broken writer) is dropped,
+    // so that no stored text holds one.
+    let xml = report(&record("5")).replace("<header_from>example.com", "<header_from>exa\0mple.com\0");
+    let whole = parse_bytes(xml.as_bytes()).unwrap();
+    assert_eq!(whole.records[0].header_from, "example.com");
+    assert_eq!(parse(xml.as_bytes()).unwrap(), whole);
+}

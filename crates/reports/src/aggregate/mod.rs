@@ -10,6 +10,7 @@
 mod encoding;
 mod lossy_utf8;
 mod parser;
+mod xml;
 
 pub use parser::{ReportSink, parse, parse_bytes, parse_bytes_into, parse_into, parse_streaming};
 

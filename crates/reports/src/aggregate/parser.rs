@@ -1,10 +1,9 @@
-//! The streaming parser: one state machine over quick-xml's events, fed by either reader
-//! (a stream through a buffer, or a document borrowed from memory).
+//! The streaming parser: one state machine over the tokenizer's tokens, fed by either
+//! reader (a stream through a buffer, or a document borrowed from memory).
 
 use super::lossy_utf8::LossyUtf8;
+use super::xml::{self, Step, Token};
 use super::*;
-use quick_xml::Reader;
-use quick_xml::events::Event;
 use std::io::{BufRead, Read};
 
 fn lower(s: &str) -> String {
@@ -390,22 +389,61 @@ pub fn parse_into<R: BufRead>(
     }
 }
 
-fn parse_reader<R: BufRead>(input: R, limits: Limits, sink: &mut dyn ReportSink) -> Result<ReportHeader, ReportError> {
-    let mut reader = Reader::from_reader(input);
-    configure(&mut reader);
+fn parse_reader<R: BufRead>(
+    mut input: R,
+    limits: Limits,
+    sink: &mut dyn ReportSink,
+) -> Result<ReportHeader, ReportError> {
     let mut parser = Parser::new(limits, sink);
-    let mut buf = Vec::new();
+    // The stream read so far and not yet tokenized starts at `pos`, which is `base` bytes
+    // into the document.
+    let mut buffer = String::new();
+    let (mut pos, mut base, mut complete) = (0usize, 0u64, false);
     loop {
-        let at = reader.buffer_position();
-        let event = reader
-            .read_event_into(&mut buf)
-            .map_err(|e| ReportError::Xml { at: Position::at(at), message: e.to_string() })?;
-        if parser.event(event, at)? {
-            break;
+        let at = base + pos as u64;
+        match xml::next(&buffer[pos..], complete).map_err(|e| located(e, at))? {
+            Step::Token(token, len) => {
+                if parser.event(token, at)? {
+                    break;
+                }
+                pos += len;
+            }
+            Step::Skip(len) => pos += len,
+            Step::More => {
+                buffer.drain(..pos);
+                base += pos as u64;
+                pos = 0;
+                // The token is read again from its start once more has come: at least twice
+                // what is held, so a long tag is scanned a few times, not once per read.
+                let wanted = (buffer.len() * 2).max(1);
+                while buffer.len() < wanted && !complete {
+                    let chunk = input
+                        .fill_buf()
+                        .map_err(|e| ReportError::Xml { at: Position::at(at), message: e.to_string() })?;
+                    let read = chunk.len();
+                    if read == 0 {
+                        complete = true;
+                        break;
+                    }
+                    // The reader repairs UTF-8 and never splits a character.
+                    let text = std::str::from_utf8(chunk)
+                        .map_err(|e| ReportError::Encoding(format!("invalid UTF-8 after repair: {e}")))?;
+                    buffer.push_str(text);
+                    input.consume(read);
+                }
+            }
         }
-        buf.clear();
     }
     parser.finish()
+}
+
+/// A tokenizer's error, `at` bytes into the document where its input started.
+fn located(e: xml::XmlError, at: u64) -> ReportError {
+    let at = Position::at(at + e.at as u64);
+    match e.malformed {
+        true => ReportError::Malformed { at, message: e.message },
+        false => ReportError::Xml { at, message: e.message },
+    }
 }
 
 /// Parses a report held in memory into a [`ReportSink`]: the same as [`parse_into`],
@@ -416,23 +454,27 @@ pub fn parse_bytes_into(data: &[u8], limits: Limits, sink: &mut dyn ReportSink) 
 }
 
 fn parse_text(text: &str, limits: Limits, sink: &mut dyn ReportSink) -> Result<ReportHeader, ReportError> {
-    let mut reader = Reader::from_str(text);
-    configure(&mut reader);
     let mut parser = Parser::new(limits, sink);
+    let mut pos = 0;
     loop {
-        let at = reader.buffer_position();
-        let event =
-            reader.read_event().map_err(|e| ReportError::Xml { at: Position::at(at), message: e.to_string() })?;
-        if parser.event(event, at)? {
-            break;
+        let at = pos as u64;
+        match xml::next(&text[pos..], true).map_err(|e| located(e, at))? {
+            Step::Token(token, len) => {
+                if parser.event(token, at)? {
+                    break;
+                }
+                pos += len;
+            }
+            Step::Skip(len) => pos += len,
+            Step::More => {
+                return Err(ReportError::Xml {
+                    at: Position::at(at),
+                    message: "the document ends inside markup".into(),
+                });
+            }
         }
     }
     parser.finish()
-}
-
-fn configure<R>(reader: &mut Reader<R>) {
-    reader.config_mut().trim_text(false);
-    reader.config_mut().check_end_names = false;
 }
 
 /// The DMARC report namespaces (RFC 9990's, and its drafts'): elements in another
@@ -526,41 +568,31 @@ impl<'s> Parser<'s> {
     /// Whether an element with this name and attributes belongs to the report: inside
     /// `<feedback>`, an element in another namespace than the report's (a prefix bound
     /// elsewhere, or a default namespace changed to another) is not, whatever its local name.
-    /// `has_attributes`: whether the tag has any (when not, none need be looked at).
-    fn in_report_namespace(&self, e: &quick_xml::events::BytesStart<'_>, has_attributes: bool) -> bool {
+    fn in_report_namespace(&self, prefix: Option<&str>, attributes: &str) -> bool {
         let ours = |uri: &str| is_report_namespace(uri) || self.report_default.as_deref() == Some(uri.trim());
-        let name = e.name();
-        match name.prefix() {
+        match prefix {
             None => {
-                if self.root.is_none() || !has_attributes {
+                if self.root.is_none() || attributes.is_empty() {
                     return true;
                 }
-                let declared = e.attributes().flatten().find(|a| a.key.as_ref() == "xmlns");
-                declared.is_none_or(|a| ours(a.value.as_ref()))
+                xml::attributes(attributes).find(|(key, _)| *key == "xmlns").is_none_or(|(_, uri)| ours(uri))
             }
             Some(p) => {
-                let p = p.as_ref();
-                let declared_here = has_attributes
-                    .then(|| {
-                        e.attributes().flatten().find(|a| a.key.as_ref().strip_prefix("xmlns:").is_some_and(|d| d == p))
-                    })
-                    .flatten();
+                let declared_here =
+                    xml::attributes(attributes).find(|(key, _)| key.strip_prefix("xmlns:").is_some_and(|d| d == p));
                 match declared_here {
-                    Some(a) => ours(a.value.as_ref()),
+                    Some((_, uri)) => ours(uri),
                     None => self.prefixes.iter().rev().find(|(_, q, _)| q == p).is_some_and(|(_, _, ok)| *ok),
                 }
             }
         }
     }
 
-    /// Handles one event that started at byte `at`; true at the end of the document.
-    fn event(&mut self, event: Event<'_>, at: u64) -> Result<bool, ReportError> {
-        match event {
-            Event::DocType(_) => return Err(ReportError::Doctype),
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let self_closing = matches!(event, Event::Empty(_));
-                let raw_name = e.name();
-                let written = raw_name.as_ref();
+    /// Handles one token that started at byte `at`; true at the end of the document.
+    fn event(&mut self, token: Token<'_>, at: u64) -> Result<bool, ReportError> {
+        match token {
+            Token::Doctype => return Err(ReportError::Doctype),
+            Token::Start { name: written, attributes, empty } => {
                 if written.contains(['<', '&', '"']) {
                     return Err(ReportError::Malformed {
                         at: Position::at(at),
@@ -572,22 +604,22 @@ impl<'s> Parser<'s> {
                 self.first_element.get_or_insert_with(|| written.to_ascii_lowercase());
                 let depth = self.path.len();
                 // Most elements have no attributes: nothing to look up then.
-                let has_attributes = !e.attributes_raw().trim_ascii().is_empty();
-                if has_attributes {
-                    for attr in e.attributes().flatten() {
-                        if let Some(p) = attr.key.as_ref().strip_prefix("xmlns:") {
-                            let uri = attr.value.as_ref().trim();
-                            let ours = is_report_namespace(uri) || self.report_default.as_deref() == Some(uri);
-                            self.prefixes.push((depth, p.to_string(), ours));
-                        }
+                let attributes = attributes.trim_ascii();
+                for (key, uri) in xml::attributes(attributes) {
+                    if let Some(p) = key.strip_prefix("xmlns:") {
+                        let uri = uri.trim();
+                        let ours = is_report_namespace(uri) || self.report_default.as_deref() == Some(uri);
+                        self.prefixes.push((depth, p.to_string(), ours));
                     }
                 }
-                let ours = self.in_report_namespace(e, has_attributes);
+                let (prefix, local) = match written.split_once(':') {
+                    Some((prefix, local)) => (Some(prefix), local),
+                    None => (None, written),
+                };
+                let ours = self.in_report_namespace(prefix, attributes);
                 if self.root.is_some() && self.foreign_from.is_none() && !ours {
                     self.foreign_from = Some(depth);
                 }
-                let local_name = e.local_name();
-                let local = local_name.as_ref();
                 let mut tag = if self.foreign_from.is_some() || !ours { Tag::Other } else { Tag::of(local) };
                 if self.root.is_none() {
                     if tag == Tag::Feedback {
@@ -596,19 +628,14 @@ impl<'s> Parser<'s> {
                         }
                         self.root = Some(depth);
                         self.state.saw_root = true;
-                        self.report_default = e
-                            .attributes()
-                            .flatten()
-                            .find(|a| a.key.as_ref() == "xmlns")
-                            .map(|a| a.value.as_ref().trim().to_string());
-                        for attr in e.attributes().flatten() {
-                            // The RFC's namespace, and the one its drafts used.
-                            if matches!(
-                                attr.value.as_ref(),
-                                "urn:ietf:params:xml:ns:dmarc-2.0" | "http://dmarc.org/dmarc-xml/0.2"
-                            ) {
-                                self.state.header.schema = "rfc9990";
-                            }
+                        self.report_default = xml::attributes(attributes)
+                            .find(|(key, _)| *key == "xmlns")
+                            .map(|(_, uri)| uri.trim().to_string());
+                        // The RFC's namespace, and the one its drafts used.
+                        if xml::attributes(attributes).any(|(_, value)| {
+                            matches!(value, "urn:ietf:params:xml:ns:dmarc-2.0" | "http://dmarc.org/dmarc-xml/0.2")
+                        }) {
+                            self.state.header.schema = "rfc9990";
                         }
                     } else {
                         // Outside the report (a stray wrapper): nothing in it is the report's.
@@ -624,46 +651,46 @@ impl<'s> Parser<'s> {
                 }
                 self.opened_element(at)?;
                 self.text.clear();
-                if self_closing {
+                if empty {
                     self.close(at)?;
                 }
             }
-            Event::Text(t) => {
-                self.text.push_str(&t);
+            Token::Text(t) | Token::CData(t) => {
+                // XML allows no NUL anywhere (and `&#0;` is refused); one written raw is dropped.
+                match memchr::memchr(0, t.as_bytes()) {
+                    None => self.text.push_str(t),
+                    Some(_) => self.text.extend(t.chars().filter(|&c| c != '\0')),
+                }
                 if self.text.len() > self.limits.max_text {
                     return Err(ReportError::TextTooLong(self.limits.max_text));
                 }
             }
-            Event::CData(t) => self.text.push_str(&t),
-            Event::GeneralRef(r) => {
-                if r.is_char_ref() {
-                    match r.resolve_char_ref() {
-                        Ok(Some(c)) if c != '\0' => self.text.push(c),
-                        _ => {
+            Token::Reference(name) => {
+                if name.starts_with('#') {
+                    match xml::character(name) {
+                        Some(c) => self.text.push(c),
+                        None => {
                             return Err(ReportError::Malformed {
                                 at: Position::at(at),
                                 message: format!(
-                                    "`&{};` is not a character XML allows (NUL, a surrogate, or out of range)",
-                                    &*r
+                                    "`&{name};` is not a character XML allows (NUL, a surrogate, or out of range)"
                                 ),
                             });
                         }
                     }
-                } else if let Some(c) = named_entity(&r) {
+                } else if let Some(c) = named_entity(name) {
                     self.text.push(c);
                 } else {
                     return Err(ReportError::Malformed {
                         at: Position::at(at),
                         message: format!(
-                            "`&{};` is not an entity XML defines (only &amp; &lt; &gt; &quot; &apos;); a bare `&` must be written &amp;",
-                            &*r
+                            "`&{name};` is not an entity XML defines (only &amp; &lt; &gt; &quot; &apos;); a bare `&` must be written &amp;"
                         ),
                     });
                 }
             }
-            Event::End(_) => self.close(at)?,
-            Event::Eof => return Ok(true),
-            _ => {}
+            Token::End => self.close(at)?,
+            Token::Eof => return Ok(true),
         }
         Ok(false)
     }
