@@ -247,14 +247,14 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<Exit> {
         let stored = db
             .run(move |store| {
                 let mut stored = Vec::new();
-                store.defer_durability(true);
+                store.defer_durability(true)?;
                 ingest_inputs(store, inputs, &limits, workers, &mut |outcome| {
                     if let Some(pb) = &progress {
                         pb.inc(1);
                     }
                     stored.push(outcome);
                 });
-                store.defer_durability(false);
+                store.defer_durability(false)?;
                 // Nothing is reported stored before it is on disk.
                 store.make_durable()?;
                 if let Some(pb) = progress {

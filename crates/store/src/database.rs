@@ -94,6 +94,11 @@ fn serve(
             store.abandon_report();
             store.rollback();
         }
+        // A job that deferred durability and did not end it (it failed, it panicked) leaves
+        // the next one on this connection waiting for the disk again.
+        if store.deferred {
+            let _ = store.defer_durability(false);
+        }
     }
 }
 

@@ -310,8 +310,8 @@ struct Applier {
     out: InputOutcome,
     /// Why the report being read is refused before anything of it is stored.
     refusal: Option<String>,
-    /// The report being stored; `Some(false)` while a duplicate's records are skipped.
-    open: Option<bool>,
+    /// A report is being stored.
+    open: bool,
     error: Option<StoreError>,
 }
 
@@ -320,7 +320,7 @@ impl Applier {
         Applier {
             out: InputOutcome { path: path.to_string(), ..Default::default() },
             refusal: None,
-            open: None,
+            open: false,
             error: None,
         }
     }
@@ -337,16 +337,11 @@ impl Applier {
                     ));
                     return;
                 }
-                match store.begin_report(&header, &origin) {
-                    Ok(new) => self.open = Some(new),
-                    Err(e) => {
-                        self.out.database_failed = true;
-                        self.error = Some(e);
-                    }
-                }
+                store.begin_report(&header, &origin);
+                self.open = true;
             }
             Event::Records(records) => {
-                if self.open == Some(true) && self.error.is_none() {
+                if self.open && self.error.is_none() {
                     for r in records {
                         if let Err(e) = store.add_prepared(r) {
                             self.out.database_failed = true;
@@ -357,7 +352,7 @@ impl Applier {
                 }
             }
             Event::End { origin, result } => {
-                let open = self.open.take();
+                let open = std::mem::take(&mut self.open);
                 if let Some(refusal) = self.refusal.take() {
                     store.abandon_report();
                     return self.out.fail(format!("{origin}: {refusal}"));
@@ -371,23 +366,21 @@ impl Applier {
                         store.abandon_report();
                         self.out.fail(format!("{origin}: {e}"));
                     }
-                    (Ok(refused), None) => match open {
-                        Some(false) => self.out.duplicates += 1,
-                        Some(true) => match store.commit_report() {
-                            Ok((records, messages)) => {
-                                self.out.reports += 1;
-                                self.out.records += records;
-                                self.out.messages += messages;
-                                for reason in refused {
-                                    self.out.fail(format!("{origin}: {reason}; that record was not stored"));
-                                }
+                    (Ok(_), None) if !open => self.out.fail(format!("{origin}: the report could not be stored")),
+                    (Ok(refused), None) => match store.commit_report() {
+                        Ok(crate::Stored::Duplicate) => self.out.duplicates += 1,
+                        Ok(crate::Stored::New { records, messages }) => {
+                            self.out.reports += 1;
+                            self.out.records += records;
+                            self.out.messages += messages;
+                            for reason in refused {
+                                self.out.fail(format!("{origin}: {reason}; that record was not stored"));
                             }
-                            Err(e) => {
-                                self.out.database_failed = true;
-                                self.out.fail(format!("{origin}: {e}"))
-                            }
-                        },
-                        None => self.out.fail(format!("{origin}: the report could not be stored")),
+                        }
+                        Err(e) => {
+                            self.out.database_failed = true;
+                            self.out.fail(format!("{origin}: {e}"))
+                        }
                     },
                 }
             }
@@ -412,7 +405,7 @@ impl Applier {
     }
 
     fn finish(self, store: &mut Store) -> InputOutcome {
-        if self.open.is_some() {
+        if self.open {
             store.abandon_report();
         }
         self.out.finish()

@@ -183,6 +183,8 @@ pub struct Store {
     open: Option<reports::OpenReport>,
     /// Reports are committed without waiting for the disk (see [`Store::defer_durability`]).
     deferred: bool,
+    /// The COPY data of the records being written, kept between reports.
+    copy_buffer: Vec<u8>,
 }
 
 impl Store {
@@ -202,7 +204,7 @@ impl Store {
             Location::Postgres(_) => return Err(StoreError::NoPostgres { name }),
         };
         schema::migrate(conn.as_mut(), &name)?;
-        Ok(Store { conn, name, open: None, deferred: false })
+        Ok(Store { conn, name, open: None, deferred: false, copy_buffer: Vec::new() })
     }
 
     /// The database's name for messages (a file path, or the URL without password).
@@ -210,15 +212,20 @@ impl Store {
         &self.name
     }
 
-    /// For a batch of reports (`reports ingest`): on PostgreSQL each report's transaction
-    /// commits without waiting for its WAL to reach the disk (`synchronous_commit = off`), as
-    /// SQLite's `synchronous = NORMAL` commits without waiting for it. A committed report
+    /// For a batch of reports (`reports ingest`): until `defer_durability(false)`, on
+    /// PostgreSQL each report's transaction commits without waiting for its WAL to reach the
+    /// disk (the session's `synchronous_commit = off`), as SQLite's `synchronous = NORMAL`
+    /// commits without waiting for it. A committed report
     /// survives this process being killed; the last fraction of a second of commits could
     /// only be lost if the database server or its machine crashed. [`Store::make_durable`]
     /// ends the batch: after it, every report it committed is on disk. Intake, which
     /// deletes or moves a report's message once it is stored, never defers.
-    pub fn defer_durability(&mut self, defer: bool) {
+    pub fn defer_durability(&mut self, defer: bool) -> Result<(), StoreError> {
+        if self.deferred != defer && self.conn.dialect() == sql::Dialect::Postgres {
+            self.conn.batch(if defer { "SET synchronous_commit = off" } else { "RESET synchronous_commit" })?;
+        }
         self.deferred = defer;
+        Ok(())
     }
 
     /// Waits until every transaction committed so far is on disk: on PostgreSQL a
@@ -228,8 +235,10 @@ impl Store {
         match self.conn.dialect() {
             sql::Dialect::Sqlite => Ok(()),
             // txid_current() gives the transaction an id, so its commit is a WAL record
-            // that synchronous_commit (on for this session) waits to flush.
-            sql::Dialect::Postgres => self.conn.batch("BEGIN; SELECT txid_current(); COMMIT"),
+            // that synchronous_commit (on for this transaction) waits to flush.
+            sql::Dialect::Postgres => {
+                self.conn.batch("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
+            }
         }
     }
 

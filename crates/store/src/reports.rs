@@ -151,12 +151,70 @@ pub struct Totals {
     pub failures: u64,
 }
 
-/// The report being stored: its row id, counts, and records not yet inserted.
+/// The report being stored: its row (written when the first batch of records is, or with
+/// all of them), counts, and records not yet written.
 pub(crate) struct OpenReport {
-    id: i64,
+    row: ReportRow,
+    written: Written,
     records: u64,
     messages: u64,
     pending: Vec<RecordRow>,
+}
+
+/// How far an open report has been written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// Nothing yet: no transaction is open.
+    Nothing,
+    /// Its transaction is open and the report's row has this id.
+    Into(i64),
+    /// It was stored before: the transaction ended, its records are dropped.
+    Duplicate,
+}
+
+/// One `reports` row, owned.
+struct ReportRow {
+    org_name: String,
+    report_id: String,
+    domain: String,
+    begin: i64,
+    end: i64,
+    email: Option<String>,
+    schema: &'static str,
+    policy: String,
+    origin: String,
+}
+
+impl ReportRow {
+    fn new(header: &ReportHeader, origin: &str) -> Self {
+        let m = &header.metadata;
+        ReportRow {
+            org_name: m.org_name.clone(),
+            report_id: m.report_id.clone(),
+            domain: header.policy.domain.clone(),
+            begin: m.begin,
+            end: m.end,
+            email: m.email.clone(),
+            schema: header.schema,
+            policy: serde_json::to_string(&header.policy).unwrap_or_default(),
+            origin: origin.to_string(),
+        }
+    }
+
+    fn params(&self) -> [Param<'_>; 10] {
+        [
+            (&self.org_name).into(),
+            (&self.report_id).into(),
+            (&self.domain).into(),
+            self.begin.into(),
+            self.end.into(),
+            (&self.email).into(),
+            self.schema.into(),
+            (&self.policy).into(),
+            (&self.origin).into(),
+            unix_now().into(),
+        ]
+    }
 }
 
 /// A record turned into its database row (encoding included), so that the work can be
@@ -166,13 +224,12 @@ pub struct PreparedRecord(RecordRow);
 impl PreparedRecord {
     /// Encodes the record as its row.
     pub fn new(r: ReportRecord) -> Self {
-        PreparedRecord(RecordRow::new(0, r))
+        PreparedRecord(RecordRow::new(r))
     }
 }
 
-/// One `records` row, owned, in column order.
+/// One `records` row but its report's id, owned, in column order.
 pub(crate) struct RecordRow {
-    report: i64,
     source_ip: String,
     count: i64,
     header_from: String,
@@ -184,10 +241,33 @@ pub(crate) struct RecordRow {
     spf: String,
 }
 
+/// Drops the NUL characters of a text: no PostgreSQL text may hold one, and SQLite's
+/// would, so that the two backends would store different things.
+fn strip_nul(s: &mut String) {
+    if s.contains('\0') {
+        s.retain(|c| c != '\0');
+    }
+}
+
 impl RecordRow {
-    fn new(report: i64, r: ReportRecord) -> Self {
+    fn new(mut r: ReportRecord) -> Self {
+        for s in [&mut r.source_ip_text, &mut r.header_from] {
+            strip_nul(s);
+        }
+        for s in [&mut r.envelope_from, &mut r.disposition, &mut r.evaluated_dkim, &mut r.evaluated_spf] {
+            s.iter_mut().for_each(strip_nul);
+        }
+        for d in &mut r.dkim {
+            strip_nul(&mut d.domain);
+            strip_nul(&mut d.result);
+            d.selector.iter_mut().chain(d.human_result.iter_mut()).for_each(strip_nul);
+        }
+        for s in &mut r.spf {
+            strip_nul(&mut s.domain);
+            strip_nul(&mut s.result);
+            s.scope.iter_mut().for_each(strip_nul);
+        }
         RecordRow {
-            report,
             source_ip: match r.source_ip {
                 // The parser takes only the canonical dotted quad (no leading zeros).
                 Some(IpAddr::V4(_)) | None => r.source_ip_text,
@@ -204,9 +284,9 @@ impl RecordRow {
         }
     }
 
-    fn push_params<'a>(&'a self, out: &mut Vec<Param<'a>>) {
+    fn push_params<'a>(&'a self, report: i64, out: &mut Vec<Param<'a>>) {
         out.extend([
-            Param::I64(self.report),
+            Param::I64(report),
             Param::Text(&self.source_ip),
             Param::I64(self.count),
             Param::Text(&self.header_from),
@@ -220,35 +300,38 @@ impl RecordRow {
     }
 }
 
-/// Rows buffered per COPY on PostgreSQL (one round trip each).
-const COPY_BATCH: usize = 4096;
+/// Records held before they are written: a report of at most this many is written whole
+/// at its commit (its transaction is open only while it is written, not while it is read);
+/// a longer one from here on, this many at a time (one COPY each on PostgreSQL).
+const HELD: usize = 4096;
 
 const COPY_RECORDS: &str = "COPY records (report, source_ip, count, header_from, envelope_from, disposition, evaluated_dkim, evaluated_spf, dkim, spf) FROM STDIN";
 
 /// Appends one field in COPY's text format: `\N` for NULL, backslash escapes for the
-/// characters that delimit (tab, newline, carriage return) and for backslash itself. A NUL
-/// byte, which no PostgreSQL text may hold, is dropped.
+/// characters that delimit (tab, newline, carriage return) and for backslash itself.
 fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
     let Some(v) = value else {
         out.extend_from_slice(b"\\N");
         return;
     };
-    for &b in v.as_bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            0 => {}
-            _ => out.push(b),
-        }
+    let mut rest = v.as_bytes();
+    while let Some(i) = rest.iter().position(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(match rest[i] {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            _ => b"\\r",
+        });
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
 }
 
-fn copy_rows(rows: &[RecordRow]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rows.len() * 256);
+fn copy_rows(report: i64, rows: &[RecordRow], out: &mut Vec<u8>) {
+    out.clear();
+    let report = report.to_string();
     for r in rows {
-        let report = r.report.to_string();
         let count = r.count.to_string();
         let fields = [
             Some(report.as_str()),
@@ -266,33 +349,33 @@ fn copy_rows(rows: &[RecordRow]) -> Vec<u8> {
             if i > 0 {
                 out.push(b'\t');
             }
-            copy_field(&mut out, *f);
+            copy_field(out, *f);
         }
         out.push(b'\n');
     }
-    out
 }
 
-/// How many rows are buffered before they are written: a COPY's worth on PostgreSQL, one
-/// multi-row INSERT's elsewhere.
-fn flush_at(conn: &dyn Connection) -> usize {
-    if conn.has_copy() { COPY_BATCH } else { BATCH }
-}
-
-/// Inserts rows: one COPY on PostgreSQL, else 64 per statement.
-fn insert_rows(conn: &mut dyn Connection, rows: &[RecordRow]) -> Result<(), StoreError> {
+/// Inserts rows of report `report`: one COPY on PostgreSQL (encoded into `buffer`), else
+/// 64 per statement.
+fn insert_rows(
+    conn: &mut dyn Connection,
+    report: i64,
+    rows: &[RecordRow],
+    buffer: &mut Vec<u8>,
+) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
     if conn.has_copy() {
-        conn.copy_in(COPY_RECORDS, &copy_rows(rows))?;
+        copy_rows(report, rows, buffer);
+        conn.copy_in(COPY_RECORDS, buffer)?;
         return Ok(());
     }
     let mut params = Vec::with_capacity(BATCH * RECORD_COLUMNS);
     for chunk in rows.chunks(BATCH) {
         params.clear();
         for row in chunk {
-            row.push_params(&mut params);
+            row.push_params(report, &mut params);
         }
         if chunk.len() == BATCH {
             conn.execute(&BATCH_INSERT, &params)?;
@@ -332,49 +415,20 @@ fn read_record(row: &dyn Row) -> Result<StoredRecord, StoreError> {
 }
 
 impl Store {
-    /// Starts storing one report: one transaction, the report row first. `false` when the
-    /// report is already stored (then nothing is written and no report is open).
-    pub fn begin_report(&mut self, header: &ReportHeader, origin: &str) -> Result<bool, StoreError> {
+    /// Starts storing one report. Nothing is written yet: a report of few records is
+    /// written whole by [`Store::commit_report`], a longer one from its first full batch of
+    /// records on, in one transaction either way.
+    pub fn begin_report(&mut self, header: &ReportHeader, origin: &str) {
         if self.open.is_some() {
             self.abandon_report();
         }
-        let m = &header.metadata;
-        let policy = serde_json::to_string(&header.policy).unwrap_or_default();
-        if self.deferred {
-            crate::sql::begin_write_deferred(self.conn.as_mut())?;
-        } else {
-            crate::sql::begin_write(self.conn.as_mut())?;
-        }
-        let inserted = self.conn.query_opt(
-            INSERT_REPORT,
-            &[
-                (&m.org_name).into(),
-                (&m.report_id).into(),
-                (&header.policy.domain).into(),
-                m.begin.into(),
-                m.end.into(),
-                (&m.email).into(),
-                header.schema.into(),
-                policy.as_str().into(),
-                origin.into(),
-                unix_now().into(),
-            ],
-            |r| r.i64(0),
-        );
-        match inserted {
-            Ok(Some(id)) => {
-                self.open = Some(OpenReport { id, records: 0, messages: 0, pending: Vec::with_capacity(BATCH) });
-                Ok(true)
-            }
-            Ok(None) => {
-                self.rollback();
-                Ok(false)
-            }
-            Err(e) => {
-                self.rollback();
-                Err(e)
-            }
-        }
+        self.open = Some(OpenReport {
+            row: ReportRow::new(header, origin),
+            written: Written::Nothing,
+            records: 0,
+            messages: 0,
+            pending: Vec::new(),
+        });
     }
 
     /// Adds a record to the report opened by [`Store::begin_report`].
@@ -385,27 +439,74 @@ impl Store {
     /// Adds a record already turned into its row (see [`PreparedRecord`]).
     pub fn add_prepared(&mut self, record: PreparedRecord) -> Result<(), StoreError> {
         let Some(open) = self.open.as_mut() else { return Err(StoreError::NoOpenReport) };
-        let mut row = record.0;
-        row.report = open.id;
+        if open.written == Written::Duplicate {
+            return Ok(());
+        }
         open.records += 1;
-        open.messages += row.count as u64;
-        open.pending.push(row);
-        if open.pending.len() >= flush_at(self.conn.as_ref()) {
-            let result = insert_rows(self.conn.as_mut(), &open.pending);
-            open.pending.clear();
+        open.messages += record.0.count as u64;
+        open.pending.push(record.0);
+        if open.pending.len() >= HELD {
+            let result = self.write_pending();
+            if result.is_err() {
+                self.abandon_report();
+            }
             result?;
         }
         Ok(())
     }
 
-    /// Commits the open report; returns its (records, messages).
-    pub fn commit_report(&mut self) -> Result<(u64, u64), StoreError> {
-        let Some(open) = self.open.take() else { return Err(StoreError::NoOpenReport) };
-        let result = insert_rows(self.conn.as_mut(), &open.pending).and_then(|()| self.conn.batch("COMMIT"));
-        match result {
-            Ok(()) => Ok((open.records, open.messages)),
+    /// Writes the open report's buffered records, opening its transaction and writing its
+    /// row first when nothing is written yet.
+    fn write_pending(&mut self) -> Result<(), StoreError> {
+        let Some(open) = self.open.as_mut() else { return Err(StoreError::NoOpenReport) };
+        let id = match open.written {
+            Written::Duplicate => {
+                open.pending.clear();
+                return Ok(());
+            }
+            Written::Into(id) => id,
+            Written::Nothing => {
+                crate::sql::begin_write(self.conn.as_mut())?;
+                let inserted = self.conn.query_opt(INSERT_REPORT, &open.row.params(), |r| r.i64(0));
+                if !matches!(inserted, Ok(Some(_))) {
+                    // Nothing was written: a failed ROLLBACK leaves nothing to undo.
+                    let _ = self.conn.batch("ROLLBACK");
+                }
+                match inserted? {
+                    Some(id) => {
+                        open.written = Written::Into(id);
+                        id
+                    }
+                    None => {
+                        open.written = Written::Duplicate;
+                        open.pending = Vec::new();
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        insert_rows(self.conn.as_mut(), id, &open.pending, &mut self.copy_buffer)?;
+        open.pending.clear();
+        Ok(())
+    }
+
+    /// Commits the open report: [`Stored::New`] with its records and messages, or
+    /// [`Stored::Duplicate`] when it was stored before (then nothing of it is written).
+    pub fn commit_report(&mut self) -> Result<Stored, StoreError> {
+        let written = self.write_pending().and_then(|()| match self.open.as_ref().map(|o| o.written) {
+            Some(Written::Into(_)) => self.conn.batch("COMMIT"),
+            _ => Ok(()),
+        });
+        match written {
+            Ok(()) => {
+                let open = self.open.take().ok_or(StoreError::NoOpenReport)?;
+                Ok(match open.written {
+                    Written::Into(_) => Stored::New { records: open.records, messages: open.messages },
+                    _ => Stored::Duplicate,
+                })
+            }
             Err(e) => {
-                self.rollback();
+                self.abandon_report();
                 Err(e)
             }
         }
@@ -413,7 +514,9 @@ impl Store {
 
     /// Drops the open report: nothing of it is stored.
     pub fn abandon_report(&mut self) {
-        if self.open.take().is_some() {
+        if let Some(open) = self.open.take()
+            && matches!(open.written, Written::Into(_))
+        {
             self.rollback();
         }
     }
@@ -425,17 +528,11 @@ impl Store {
         origin: &str,
         records: impl IntoIterator<Item = ReportRecord>,
     ) -> Result<Stored, StoreError> {
-        if !self.begin_report(header, origin)? {
-            return Ok(Stored::Duplicate);
-        }
+        self.begin_report(header, origin);
         for r in records {
-            if let Err(e) = self.add_record(r) {
-                self.abandon_report();
-                return Err(e);
-            }
+            self.add_record(r)?;
         }
-        let (records, messages) = self.commit_report()?;
-        Ok(Stored::New { records, messages })
+        self.commit_report()
     }
 
     /// Stores one failure report, once: the same report again (the same content, from
@@ -576,7 +673,7 @@ mod tests {
     fn source_ips_are_stored_in_canonical_form() {
         let row = |text: &str| {
             let r = ReportRecord { source_ip: text.parse().ok(), source_ip_text: text.into(), ..Default::default() };
-            RecordRow::new(0, r).source_ip
+            RecordRow::new(r).source_ip
         };
         assert_eq!(row("192.0.2.1"), "192.0.2.1");
         assert_eq!(row("2001:DB8:0:0::1"), "2001:db8::1");

@@ -154,13 +154,3 @@ pub(crate) fn begin_write(conn: &mut dyn Connection) -> Result<(), StoreError> {
         Dialect::Postgres => "BEGIN",
     })
 }
-
-/// [`begin_write`] for a transaction whose commit need not wait for the disk
-/// ([`crate::Store::defer_durability`]): on PostgreSQL `synchronous_commit` is off for it;
-/// SQLite's commits never wait (`synchronous = NORMAL`).
-pub(crate) fn begin_write_deferred(conn: &mut dyn Connection) -> Result<(), StoreError> {
-    match conn.dialect() {
-        Dialect::Sqlite => begin_write(conn),
-        Dialect::Postgres => conn.batch("BEGIN; SET LOCAL synchronous_commit = off"),
-    }
-}

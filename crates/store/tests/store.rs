@@ -123,23 +123,39 @@ fn any_text_and_many_records_round_trip_on_every_backend() {
         r.envelope_from = None;
         r.disposition = Some("\\N".into());
         r.dkim[0].domain = odd.into();
-        let mut records = vec![r];
+        let mut records = vec![r.clone()];
         records.extend((0..9000).map(|i| record(&format!("198.51.{}.{}", i / 250, i % 250), 1)));
-        store.store_aggregate(&header("many", 1_700_000_000), "odd.xml", records).unwrap();
+        let many = header("many", 1_700_000_000);
+        store.store_aggregate(&many, "odd.xml", records.clone()).unwrap();
         assert_eq!(store.totals().unwrap().records, 9001, "{location:?}");
-        let mut found = None;
+        assert_eq!(store.store_aggregate(&many, "again.xml", records).unwrap(), Stored::Duplicate);
+        assert_eq!(store.totals().unwrap().records, 9001, "{location:?}");
+        // A report of few records, written whole at its commit: the same text comes back; a
+        // NUL, which no PostgreSQL text holds, is dropped on both.
+        let mut few = r;
+        few.source_ip_text = "192.0.2.10".into();
+        few.source_ip = few.source_ip_text.parse().ok();
+        few.evaluated_spf = Some("pa\0ss".into());
+        few.dkim[0].selector = Some("s\0".into());
+        store.store_aggregate(&header("few", 1_700_000_000), "few.xml", [few]).unwrap();
+        assert_eq!(store.totals().unwrap().records, 9002, "{location:?}");
+        let mut found = std::collections::HashMap::new();
         store
             .records_for("example.com", 0, i64::MAX, &mut |r| {
-                if r.record.source_ip_text == "192.0.2.9" {
-                    found = Some(r.record);
+                if r.record.source_ip_text.starts_with("192.0.2.") {
+                    found.insert(r.record.source_ip_text.clone(), r.record);
                 }
             })
             .unwrap();
-        let found = found.unwrap_or_else(|| panic!("the odd record is stored ({location:?})"));
-        assert_eq!(found.header_from, odd);
-        assert_eq!(found.envelope_from, None, "NULL stays NULL");
-        assert_eq!(found.disposition.as_deref(), Some("\\N"), "a literal \\N is text, not NULL");
-        assert_eq!(found.dkim[0].domain, odd);
+        for ip in ["192.0.2.9", "192.0.2.10"] {
+            let found = found.get(ip).unwrap_or_else(|| panic!("the odd record {ip} is stored ({location:?})"));
+            assert_eq!(found.header_from, odd);
+            assert_eq!(found.envelope_from, None, "NULL stays NULL");
+            assert_eq!(found.disposition.as_deref(), Some("\\N"), "a literal \\N is text, not NULL");
+            assert_eq!(found.dkim[0].domain, odd);
+        }
+        assert_eq!(found["192.0.2.10"].evaluated_spf.as_deref(), Some("pass"));
+        assert_eq!(found["192.0.2.10"].dkim[0].selector.as_deref(), Some("s"));
     });
 }
 
@@ -187,18 +203,22 @@ fn stored_reports_are_listed_and_found_by_either_id() {
 #[test]
 fn an_abandoned_report_leaves_nothing() {
     each_store("abandon", |store, _| {
-        assert!(store.begin_report(&header("half", 1_700_000_000), "cut.xml").unwrap());
-        for i in 0..100 {
-            store.add_record(record("192.0.2.1", i)).unwrap();
+        // A few records (held back until the commit) and more than one batch (written as
+        // they come, in the report's open transaction): neither leaves anything.
+        for n in [100, 5000] {
+            store.begin_report(&header("half", 1_700_000_000), "cut.xml");
+            for i in 0..n {
+                store.add_record(record("192.0.2.1", i)).unwrap();
+            }
+            store.abandon_report();
+            assert_eq!(store.totals().unwrap(), Totals::default(), "{n}");
         }
-        store.abandon_report();
-        assert_eq!(store.totals().unwrap(), Totals::default());
         assert_eq!(store.add_record(record("192.0.2.1", 1)), Err(StoreError::NoOpenReport));
         assert_eq!(store.commit_report(), Err(StoreError::NoOpenReport));
         // The same report can be stored afterwards.
-        assert!(store.begin_report(&header("half", 1_700_000_000), "whole.xml").unwrap());
+        store.begin_report(&header("half", 1_700_000_000), "whole.xml");
         store.add_record(record("192.0.2.1", 3)).unwrap();
-        assert_eq!(store.commit_report().unwrap(), (1, 3));
+        assert_eq!(store.commit_report().unwrap(), Stored::New { records: 1, messages: 3 });
     });
 }
 
@@ -580,20 +600,20 @@ fn retention_keeps_the_latest_snapshot_and_undelivered_events() {
 #[test]
 fn deferred_reports_are_committed_at_once_and_made_durable_at_the_end() {
     each_store("deferred", |store, location| {
-        store.defer_durability(true);
-        assert!(store.begin_report(&header("deferred", 1_700_000_000), "a.xml").unwrap());
+        store.defer_durability(true).unwrap();
+        store.begin_report(&header("deferred", 1_700_000_000), "a.xml");
         for i in 0..10 {
             store.add_record(record("192.0.2.1", i + 1)).unwrap();
         }
-        assert_eq!(store.commit_report().unwrap(), (10, 55));
+        assert_eq!(store.commit_report().unwrap(), Stored::New { records: 10, messages: 55 });
         // Committed, so another connection sees it before the batch ends.
         let mut other = Store::open(location).unwrap();
         assert_eq!(other.totals().unwrap().records, 10);
         // An abandoned report leaves nothing, deferred or not.
-        assert!(store.begin_report(&header("cut", 1_700_000_000), "b.xml").unwrap());
+        store.begin_report(&header("cut", 1_700_000_000), "b.xml");
         store.add_record(record("192.0.2.2", 1)).unwrap();
         store.abandon_report();
-        store.defer_durability(false);
+        store.defer_durability(false).unwrap();
         store.make_durable().unwrap();
         assert_eq!(other.totals().unwrap().reports, 1);
         // Records go with their report when retention deletes it (no foreign key does it
