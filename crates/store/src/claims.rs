@@ -14,7 +14,7 @@
 //! a killed worker's claims are taken over after that. Times here are the wall clock
 //! (seconds since 1970), never a pass's own `--now`.
 
-use crate::sql::{Connection, Dialect, Row};
+use crate::sql::{Connection, Dialect, Param, Row};
 use crate::watch::{WATCHED_COLUMNS, read_event, read_watched};
 use crate::{Delivery, Store, StoreError, WatchedDomain};
 
@@ -371,15 +371,28 @@ impl Store {
                 &[worker.into(), due_by.into(), now.into(), until.into(), limit.into()],
                 |r| Ok((r.text(0)?, r.text(1)?, r.i64(2)?, r.i64(3)?)),
             )?;
-            let mut out = Vec::with_capacity(keys.len());
-            for (event, channel, attempts, next_attempt) in keys {
-                let e = conn.query_opt(
-                    "SELECT id, domain, at, kind, body FROM events WHERE id = $1",
-                    &[(&event).into()],
-                    read_event,
+            // The claimed rows' events, read at once (an event goes to each of its channels).
+            let mut ids: Vec<&str> = keys.iter().map(|(event, ..)| event.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut events = std::collections::HashMap::with_capacity(ids.len());
+            if !ids.is_empty() {
+                let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                let params: Vec<Param<'_>> = ids.iter().map(|&id| id.into()).collect();
+                conn.query(
+                    &format!("SELECT id, domain, at, kind, body FROM events WHERE id IN ({})", placeholders.join(", ")),
+                    &params,
+                    &mut |r| {
+                        let e = read_event(r)?;
+                        events.insert(e.id.clone(), e);
+                        Ok(())
+                    },
                 )?;
-                if let Some(event) = e {
-                    out.push((next_attempt, Delivery { event, channel, attempts }));
+            }
+            let mut out = Vec::with_capacity(keys.len());
+            for (event, channel, attempts, next_attempt) in &keys {
+                if let Some(event) = events.get(event) {
+                    out.push((*next_attempt, Delivery { event: event.clone(), channel: channel.clone(), attempts: *attempts }));
                 }
             }
             out.sort_by(|a, b| {

@@ -429,16 +429,6 @@ impl Store {
         self.conn.query_opt("SELECT id, domain, at, kind, body FROM events WHERE id = $1", &[id.into()], read_event)
     }
 
-    /// Alerts due for delivery at `now`, oldest first, at most `limit`.
-    pub fn due_deliveries(&mut self, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
-        self.conn.query_all(
-            "SELECT e.id, e.domain, e.at, e.kind, e.body, o.channel, o.attempts FROM outbox o JOIN events e ON e.id = o.event
-             WHERE o.delivered_at IS NULL AND o.next_attempt <= $1 ORDER BY o.next_attempt, e.at, e.id LIMIT $2",
-            &[now.into(), limit.into()],
-            |r| Ok(Delivery { event: read_event(r)?, channel: r.text(5)?, attempts: r.i64(6)? }),
-        )
-    }
-
     /// Alerts not delivered yet, the next due first.
     pub fn undelivered(&mut self) -> Result<Vec<Pending>, StoreError> {
         self.conn.query_all(
