@@ -365,8 +365,9 @@ fn mbox(origin: &str, data: &[u8], budget: &mut Budget, depth: usize, out: &mut 
 fn close_boundary(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let head_end =
         data.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| data.windows(2).position(|w| w == b"\n\n"));
-    let head = String::from_utf8_lossy(&data[..head_end.unwrap_or(data.len()).min(64 * 1024)]).to_ascii_lowercase();
-    let Some(at) = head.find("boundary=") else { return std::borrow::Cow::Borrowed(data) };
+    // Searched as bytes: a lossy text of a head with invalid UTF-8 is longer than the head.
+    let head = data[..head_end.unwrap_or(data.len()).min(64 * 1024)].to_ascii_lowercase();
+    let Some(at) = memchr::memmem::find(&head, b"boundary=") else { return std::borrow::Cow::Borrowed(data) };
     // The boundary as written (case kept), quoted or not.
     let raw = String::from_utf8_lossy(&data[at + "boundary=".len()..(at + 200).min(data.len())]).into_owned();
     let boundary = match raw.strip_prefix('"') {

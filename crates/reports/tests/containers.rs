@@ -267,6 +267,13 @@ fn a_mime_message_without_its_closing_boundary_keeps_its_attachment() {
     );
     let items = unpack("open.eml", mail.as_bytes(), &UnpackLimits::default());
     assert!(items.iter().any(|i| matches!(i, Ok(Item { content: Content::Aggregate(_), .. }))), "{items:?}");
+    // Found by fuzzing: invalid UTF-8 in the head before `boundary=` (its lossy text is
+    // longer than the bytes) made the boundary be looked for past the end of the message.
+    let mut bad = mail.into_bytes();
+    let at = bad.windows(13).position(|w| w == b"Content-Type:").unwrap();
+    bad.splice(at..at, [b"X-Junk: ".as_slice(), &[0xff; 300], b"\r\n"].concat());
+    let items = unpack("bad-head.eml", &bad, &UnpackLimits::default());
+    assert!(items.iter().any(|i| matches!(i, Ok(Item { content: Content::Aggregate(_), .. }))), "{items:?}");
 }
 
 #[test]
