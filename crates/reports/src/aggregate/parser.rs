@@ -395,43 +395,29 @@ fn parse_reader<R: BufRead>(
     sink: &mut dyn ReportSink,
 ) -> Result<ReportHeader, ReportError> {
     let mut parser = Parser::new(limits, sink);
-    // The stream read so far and not yet tokenized starts at `pos`, which is `base` bytes
-    // into the document.
+    // The stream read so far and not yet tokenized, which starts `base` bytes into the
+    // document.
     let mut buffer = String::new();
-    let (mut pos, mut base, mut complete) = (0usize, 0u64, false);
-    loop {
-        let at = base + pos as u64;
-        match xml::next(&buffer[pos..], complete).map_err(|e| located(e, at))? {
-            Step::Token(token, len) => {
-                if parser.event(token, at)? {
-                    break;
-                }
-                pos += len;
+    let (mut base, mut complete) = (0u64, false);
+    while let Fed::More(read) = parser.feed(&buffer, base, complete)? {
+        buffer.drain(..read);
+        base += read as u64;
+        // The token is read again from its start once more has come: at least twice what is
+        // held, so a long tag is scanned a few times, not once per read.
+        let wanted = (buffer.len() * 2).max(1);
+        while buffer.len() < wanted && !complete {
+            let chunk =
+                input.fill_buf().map_err(|e| ReportError::Xml { at: Position::at(base), message: e.to_string() })?;
+            let len = chunk.len();
+            if len == 0 {
+                complete = true;
+                break;
             }
-            Step::Skip(len) => pos += len,
-            Step::More => {
-                buffer.drain(..pos);
-                base += pos as u64;
-                pos = 0;
-                // The token is read again from its start once more has come: at least twice
-                // what is held, so a long tag is scanned a few times, not once per read.
-                let wanted = (buffer.len() * 2).max(1);
-                while buffer.len() < wanted && !complete {
-                    let chunk = input
-                        .fill_buf()
-                        .map_err(|e| ReportError::Xml { at: Position::at(at), message: e.to_string() })?;
-                    let read = chunk.len();
-                    if read == 0 {
-                        complete = true;
-                        break;
-                    }
-                    // The reader repairs UTF-8 and never splits a character.
-                    let text = std::str::from_utf8(chunk)
-                        .map_err(|e| ReportError::Encoding(format!("invalid UTF-8 after repair: {e}")))?;
-                    buffer.push_str(text);
-                    input.consume(read);
-                }
-            }
+            // The reader repairs UTF-8 and never splits a character.
+            let text = std::str::from_utf8(chunk)
+                .map_err(|e| ReportError::Encoding(format!("invalid UTF-8 after repair: {e}")))?;
+            buffer.push_str(text);
+            input.consume(len);
         }
     }
     parser.finish()
@@ -455,26 +441,21 @@ pub fn parse_bytes_into(data: &[u8], limits: Limits, sink: &mut dyn ReportSink) 
 
 fn parse_text(text: &str, limits: Limits, sink: &mut dyn ReportSink) -> Result<ReportHeader, ReportError> {
     let mut parser = Parser::new(limits, sink);
-    let mut pos = 0;
-    loop {
-        let at = pos as u64;
-        match xml::next(&text[pos..], true).map_err(|e| located(e, at))? {
-            Step::Token(token, len) => {
-                if parser.event(token, at)? {
-                    break;
-                }
-                pos += len;
-            }
-            Step::Skip(len) => pos += len,
-            Step::More => {
-                return Err(ReportError::Xml {
-                    at: Position::at(at),
-                    message: "the document ends inside markup".into(),
-                });
-            }
+    match parser.feed(text, 0, true)? {
+        Fed::Ended => parser.finish(),
+        // A complete input always ends; kept as an error rather than a panic.
+        Fed::More(read) => {
+            Err(ReportError::Xml { at: Position::at(read as u64), message: "the document ends inside markup".into() })
         }
     }
-    parser.finish()
+}
+
+/// What [`Parser::feed`] did with its input.
+enum Fed {
+    /// The document ended.
+    Ended,
+    /// A token is cut by the end of the input: this many bytes were read before it.
+    More(usize),
 }
 
 /// The DMARC report namespaces (RFC 9990's, and its drafts'): elements in another
@@ -584,6 +565,25 @@ impl<'s> Parser<'s> {
                     Some((_, uri)) => ours(uri),
                     None => self.prefixes.iter().rev().find(|(_, q, _)| q == p).is_some_and(|(_, _, ok)| *ok),
                 }
+            }
+        }
+    }
+
+    /// Reads the tokens of `input`, which starts `base` bytes into the document; `complete`:
+    /// nothing follows it.
+    fn feed(&mut self, input: &str, base: u64, complete: bool) -> Result<Fed, ReportError> {
+        let mut pos = 0;
+        loop {
+            let at = base + pos as u64;
+            match xml::next(&input[pos..], complete).map_err(|e| located(e, at))? {
+                Step::Token(token, len) => {
+                    if self.event(token, at)? {
+                        return Ok(Fed::Ended);
+                    }
+                    pos += len;
+                }
+                Step::Skip(len) => pos += len,
+                Step::More => return Ok(Fed::More(pos)),
             }
         }
     }
