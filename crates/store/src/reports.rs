@@ -493,6 +493,21 @@ impl Store {
     /// Commits the open report: [`Stored::New`] with its records and messages, or
     /// [`Stored::Duplicate`] when it was stored before (then nothing of it is written).
     pub fn commit_report(&mut self) -> Result<Stored, StoreError> {
+        let Some(open) = self.open.as_mut() else { return Err(StoreError::NoOpenReport) };
+        if open.written == Written::Nothing && self.conn.has_copy() {
+            // PostgreSQL: the whole report in two round trips; nothing is left open either way.
+            let pending = std::mem::take(&mut open.pending);
+            let written = self.conn.write_report(INSERT_REPORT, &open.row.params(), COPY_RECORDS, &mut |id| {
+                let mut data = Vec::with_capacity(pending.len() * 256);
+                copy_rows(id, &pending, &mut data);
+                data
+            });
+            let open = self.open.take().ok_or(StoreError::NoOpenReport)?;
+            return Ok(match written? {
+                Some(_) => Stored::New { records: open.records, messages: open.messages },
+                None => Stored::Duplicate,
+            });
+        }
         let written = self.write_pending().and_then(|()| match self.open.as_ref().map(|o| o.written) {
             Some(Written::Into(_)) => self.conn.batch("COMMIT"),
             _ => Ok(()),

@@ -101,9 +101,22 @@ pub(crate) trait Connection: Send {
     fn copy_in(&mut self, _sql: &str, _data: &[u8]) -> Result<u64, StoreError> {
         Err(StoreError::Postgres("COPY is PostgreSQL's".into()))
     }
-    /// Whether [`Connection::copy_in`] works here.
+    /// Whether [`Connection::copy_in`] and [`Connection::write_report`] work here.
     fn has_copy(&self) -> bool {
         false
+    }
+    /// Writes a whole report in one transaction, as few round trips as the backend can:
+    /// its row by `insert` (which returns the id, or no row when the report is stored
+    /// already), then the records `rows` encodes for `copy` with that id. `None`: stored
+    /// already, nothing written. Only a backend that says [`Connection::has_copy`].
+    fn write_report(
+        &mut self,
+        _insert: &str,
+        _params: &[Param<'_>],
+        _copy: &str,
+        _rows: &mut dyn FnMut(i64) -> Vec<u8>,
+    ) -> Result<Option<i64>, StoreError> {
+        Err(StoreError::Postgres("COPY is PostgreSQL's".into()))
     }
 }
 

@@ -160,6 +160,42 @@ fn any_text_and_many_records_round_trip_on_every_backend() {
 }
 
 #[test]
+fn a_report_the_database_refuses_leaves_nothing_and_the_connection_goes_on() {
+    // The database refuses one record (a trigger, a constraint): the report it is in, short
+    // (written whole at its commit) or long (written as it comes), is not stored, says why,
+    // and the same connection stores the next report.
+    each_store("refused", |store, location| {
+        execute(
+            location,
+            match location {
+                Location::Sqlite(_) => {
+                    "CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.source_ip = '192.0.2.66'
+                     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+                }
+                Location::Postgres(_) => {
+                    "ALTER TABLE records ADD CONSTRAINT refused_by_the_test CHECK (source_ip <> '192.0.2.66')"
+                }
+            },
+        );
+        for (stored_before, n) in [10, 5000].into_iter().enumerate() {
+            let mut records: Vec<ReportRecord> = (0..n).map(|i| record("192.0.2.1", i + 1)).collect();
+            records.push(record("192.0.2.66", 1));
+            let e = store.store_aggregate(&header("refused", 1_700_000_000), "bad.xml", records).unwrap_err();
+            assert!(e.to_string().contains("refused"), "{n}: {e}");
+            assert_eq!(store.totals().unwrap().reports, stored_before as u64, "{n} {location:?}");
+            assert_eq!(store.totals().unwrap().records, stored_before as u64, "{n} {location:?}");
+            let stored = store.store_aggregate(
+                &header(&format!("next-{n}"), 1_700_000_000),
+                "good.xml",
+                [record("192.0.2.2", 2)],
+            );
+            assert_eq!(stored.unwrap(), Stored::New { records: 1, messages: 2 }, "{n} {location:?}");
+        }
+        assert_eq!(store.totals().unwrap().reports, 2);
+    });
+}
+
+#[test]
 fn stored_reports_are_listed_and_found_by_either_id() {
     each_store("list", |store, location| {
         let mut first = header("shared", 1_700_000_000);
