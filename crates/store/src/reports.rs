@@ -244,7 +244,7 @@ pub(crate) struct RecordRow {
 /// Drops the NUL characters of a text: no PostgreSQL text may hold one, and SQLite's
 /// would, so that the two backends would store different things.
 fn strip_nul(s: &mut String) {
-    if s.contains('\0') {
+    if s.as_bytes().contains(&0) {
         s.retain(|c| c != '\0');
     }
 }
@@ -305,54 +305,46 @@ impl RecordRow {
 /// a longer one from here on, this many at a time (one COPY each on PostgreSQL).
 const HELD: usize = 4096;
 
-const COPY_RECORDS: &str = "COPY records (report, source_ip, count, header_from, envelope_from, disposition, evaluated_dkim, evaluated_spf, dkim, spf) FROM STDIN";
+const COPY_RECORDS: &str = "COPY records (report, source_ip, count, header_from, envelope_from, disposition, evaluated_dkim, evaluated_spf, dkim, spf) FROM STDIN (FORMAT binary)";
 
-/// Appends one field in COPY's text format: `\N` for NULL, backslash escapes for the
-/// characters that delimit (tab, newline, carriage return) and for backslash itself.
-fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
-    let Some(v) = value else {
-        out.extend_from_slice(b"\\N");
-        return;
-    };
-    let mut rest = v.as_bytes();
-    while let Some(i) = rest.iter().position(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
-        out.extend_from_slice(&rest[..i]);
-        out.extend_from_slice(match rest[i] {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            _ => b"\\r",
-        });
-        rest = &rest[i + 1..];
-    }
-    out.extend_from_slice(rest);
-}
-
+/// The records of report `report` as one whole COPY in PostgreSQL's binary format: a
+/// header, per row its field count then each field as a 32-bit length (-1 for NULL) and its
+/// bytes (BIGINT as 8 bytes big-endian, TEXT as its UTF-8), and a trailer. No field needs
+/// escaping, so neither side scans the text for delimiters.
 fn copy_rows(report: i64, rows: &[RecordRow], out: &mut Vec<u8>) {
-    out.clear();
-    let report = report.to_string();
-    for r in rows {
-        let count = r.count.to_string();
-        let fields = [
-            Some(report.as_str()),
-            Some(r.source_ip.as_str()),
-            Some(count.as_str()),
-            Some(r.header_from.as_str()),
-            r.envelope_from.as_deref(),
-            r.disposition.as_deref(),
-            r.evaluated_dkim.as_deref(),
-            r.evaluated_spf.as_deref(),
-            Some(r.dkim.as_str()),
-            Some(r.spf.as_str()),
-        ];
-        for (i, f) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(b'\t');
-            }
-            copy_field(out, *f);
-        }
-        out.push(b'\n');
+    const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+    const FIELDS: i16 = 10;
+    fn int8(out: &mut Vec<u8>, value: i64) {
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&value.to_be_bytes());
     }
+    fn text(out: &mut Vec<u8>, value: Option<&str>) {
+        match value {
+            // PostgreSQL refuses a field over 1 GB, so a longer one (which no report
+            // within the unpack limits holds) fails the COPY instead of misframing it.
+            Some(v) => {
+                out.extend_from_slice(&i32::try_from(v.len()).unwrap_or(i32::MAX).to_be_bytes());
+                out.extend_from_slice(v.as_bytes());
+            }
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    out.clear();
+    out.extend_from_slice(HEADER);
+    for r in rows {
+        out.extend_from_slice(&FIELDS.to_be_bytes());
+        int8(out, report);
+        text(out, Some(&r.source_ip));
+        int8(out, r.count);
+        text(out, Some(&r.header_from));
+        text(out, r.envelope_from.as_deref());
+        text(out, r.disposition.as_deref());
+        text(out, r.evaluated_dkim.as_deref());
+        text(out, r.evaluated_spf.as_deref());
+        text(out, Some(&r.dkim));
+        text(out, Some(&r.spf));
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
 }
 
 /// Inserts rows of report `report`: one COPY on PostgreSQL (encoded into `buffer`), else
@@ -498,8 +490,14 @@ impl Store {
             // PostgreSQL: the whole report in two round trips; nothing is left open either way.
             let pending = std::mem::take(&mut open.pending);
             let written = self.conn.write_report(INSERT_REPORT, &open.row.params(), COPY_RECORDS, &mut |id| {
-                let mut data = Vec::with_capacity(pending.len() * 256);
-                copy_rows(id, &pending, &mut data);
+                let mut data = Vec::new();
+                match id {
+                    Some(id) => {
+                        data.reserve(pending.len() * 256);
+                        copy_rows(id, &pending, &mut data);
+                    }
+                    None => copy_rows(0, &[], &mut data),
+                }
                 data
             });
             let open = self.open.take().ok_or(StoreError::NoOpenReport)?;

@@ -96,7 +96,7 @@ pub(crate) trait Connection: Send {
         params: &[Param<'_>],
         each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
-    /// PostgreSQL's bulk path: `COPY ... FROM STDIN` with `data` in the text format; the
+    /// PostgreSQL's bulk path: `COPY ... FROM STDIN` with `data` in the format the statement names; the
     /// rows copied. Only a backend that says [`Connection::has_copy`] implements it.
     fn copy_in(&mut self, _sql: &str, _data: &[u8]) -> Result<u64, StoreError> {
         Err(StoreError::Postgres("COPY is PostgreSQL's".into()))
@@ -107,14 +107,15 @@ pub(crate) trait Connection: Send {
     }
     /// Writes a whole report in one transaction, as few round trips as the backend can:
     /// its row by `insert` (which returns the id, or no row when the report is stored
-    /// already), then the records `rows` encodes for `copy` with that id. `None`: stored
+    /// already), then the records `rows` encodes for `copy` with that id (`rows(None)`: a
+    /// COPY of no rows, which ends the COPY begun beside the insert). `None`: stored
     /// already, nothing written. Only a backend that says [`Connection::has_copy`].
     fn write_report(
         &mut self,
         _insert: &str,
         _params: &[Param<'_>],
         _copy: &str,
-        _rows: &mut dyn FnMut(i64) -> Vec<u8>,
+        _rows: &mut dyn FnMut(Option<i64>) -> Vec<u8>,
     ) -> Result<Option<i64>, StoreError> {
         Err(StoreError::Postgres("COPY is PostgreSQL's".into()))
     }

@@ -113,9 +113,10 @@ fn reports_are_stored_once_and_read_back() {
 
 #[test]
 fn any_text_and_many_records_round_trip_on_every_backend() {
-    // PostgreSQL takes records by COPY in its text format: its delimiters and escapes (tab,
-    // newline, backslash, a literal \N) must come back as they went in; and a report of
-    // more records than one COPY holds is stored whole.
+    // PostgreSQL takes records by COPY in its binary format: any text (tab, newline,
+    // backslash, a literal \N, none of them special there), NULL beside "\N", and large
+    // counts must come back as they went in; and a report of more records than one COPY
+    // holds is stored whole.
     each_store("copy", |store, location| {
         let odd = "a\tb\\c\nd\re \\N é";
         let mut r = record("192.0.2.9", 3);
@@ -135,6 +136,7 @@ fn any_text_and_many_records_round_trip_on_every_backend() {
         let mut few = r;
         few.source_ip_text = "192.0.2.10".into();
         few.source_ip = few.source_ip_text.parse().ok();
+        few.count = 5_000_000_000;
         few.evaluated_spf = Some("pa\0ss".into());
         few.dkim[0].selector = Some("s\0".into());
         store.store_aggregate(&header("few", 1_700_000_000), "few.xml", [few]).unwrap();
@@ -154,6 +156,8 @@ fn any_text_and_many_records_round_trip_on_every_backend() {
             assert_eq!(found.disposition.as_deref(), Some("\\N"), "a literal \\N is text, not NULL");
             assert_eq!(found.dkim[0].domain, odd);
         }
+        assert_eq!(found["192.0.2.9"].count, 3);
+        assert_eq!(found["192.0.2.10"].count, 5_000_000_000, "a count past 32 bits");
         assert_eq!(found["192.0.2.10"].evaluated_spf.as_deref(), Some("pass"));
         assert_eq!(found["192.0.2.10"].dkim[0].selector.as_deref(), Some("s"));
     });

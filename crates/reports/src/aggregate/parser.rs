@@ -605,15 +605,17 @@ impl<'s> Parser<'s> {
                 let depth = self.path.len();
                 // Most elements have no attributes: nothing to look up then.
                 let attributes = attributes.trim_ascii();
-                for (key, uri) in xml::attributes(attributes) {
-                    if let Some(p) = key.strip_prefix("xmlns:") {
-                        let uri = uri.trim();
-                        let ours = is_report_namespace(uri) || self.report_default.as_deref() == Some(uri);
-                        self.prefixes.push((depth, p.to_string(), ours));
+                if !attributes.is_empty() {
+                    for (key, uri) in xml::attributes(attributes) {
+                        if let Some(p) = key.strip_prefix("xmlns:") {
+                            let uri = uri.trim();
+                            let ours = is_report_namespace(uri) || self.report_default.as_deref() == Some(uri);
+                            self.prefixes.push((depth, p.to_string(), ours));
+                        }
                     }
                 }
-                let (prefix, local) = match written.split_once(':') {
-                    Some((prefix, local)) => (Some(prefix), local),
+                let (prefix, local) = match memchr::memchr(b':', written.as_bytes()) {
+                    Some(colon) => (Some(&written[..colon]), &written[colon + 1..]),
                     None => (None, written),
                 };
                 let ours = self.in_report_namespace(prefix, attributes);

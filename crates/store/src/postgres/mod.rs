@@ -147,7 +147,7 @@ impl Connection for PgConnection {
         insert: &str,
         p: &[Param<'_>],
         copy: &str,
-        rows: &mut dyn FnMut(i64) -> Vec<u8>,
+        rows: &mut dyn FnMut(Option<i64>) -> Vec<u8>,
     ) -> Result<Option<i64>, StoreError> {
         let (insert, copy) = (self.statement(insert)?, self.statement(copy)?);
         let client = &self.client;
@@ -168,9 +168,8 @@ impl Connection for PgConnection {
                     Some(row) => Some(row.try_get::<_, i64>(0).map_err(error)?),
                     None => None,
                 };
-                if let Some(id) = id {
-                    sink.send(Bytes::from(rows(id))).await.map_err(error)?;
-                }
+                // A duplicate's COPY still needs a whole (empty) stream to end cleanly.
+                sink.send(Bytes::from(rows(id))).await.map_err(error)?;
                 // The other: the records, the COPY's end, and COMMIT (ROLLBACK when the
                 // report was stored already).
                 let end = if id.is_some() { "COMMIT" } else { "ROLLBACK" };
