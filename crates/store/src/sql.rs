@@ -96,8 +96,8 @@ pub(crate) trait Connection: Send {
         params: &[Param<'_>],
         each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
-    /// PostgreSQL's bulk path: `COPY ... FROM STDIN` with `data` in the format the statement names; the
-    /// rows copied. Only a backend that says [`Connection::has_copy`] implements it.
+    /// PostgreSQL's bulk path: `COPY ... FROM STDIN` with `data` in the format the statement
+    /// names; the rows copied. Only a backend that says [`Connection::has_copy`] implements it.
     fn copy_in(&mut self, _sql: &str, _data: &[u8]) -> Result<u64, StoreError> {
         Err(StoreError::Postgres("COPY is PostgreSQL's".into()))
     }
